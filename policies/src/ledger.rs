@@ -1,0 +1,567 @@
+//! The information-management ledger: the inventory of confidential assets, read from TOML or
+//! CSV and validated against the policy's labels.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+
+use crate::diag::{Diagnostic, LoadError, Reporter};
+use crate::glob::{self, PathGlobs};
+use crate::policy::{check_path_glob, EncryptionRequirement, Level, Policy};
+use crate::tomlread::{self, Located, TableReader};
+
+/// Someone allowed to access an asset's files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Member {
+    /// `user:<name>`
+    User(String),
+    /// `group:<name>`
+    Group(String),
+}
+
+impl Member {
+    /// Parses `user:<name>` or `group:<name>`.
+    pub fn parse(s: &str) -> Result<Member, String> {
+        let (kind, name) = s.split_once(':').ok_or_else(|| {
+            format!("member `{s}` must be written `user:<name>` or `group:<name>`")
+        })?;
+        let valid = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '$' | '\\'))
+            && !name.starts_with('-');
+        if !valid {
+            return Err(format!(
+                "member `{s}`: `{name}` is not a valid user or group name"
+            ));
+        }
+        match kind {
+            "user" => Ok(Member::User(name.to_string())),
+            "group" => Ok(Member::Group(name.to_string())),
+            other => Err(format!(
+                "member `{s}`: unknown kind `{other}`; expected `user:` or `group:`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Member::User(n) => write!(f, "user:{n}"),
+            Member::Group(n) => write!(f, "group:{n}"),
+        }
+    }
+}
+
+/// One ledger entry: a confidential information asset.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    /// Unique id (`ACME-2026`).
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Owning department.
+    pub department: String,
+    /// Who administers it (an e-mail address or account).
+    pub administrator: String,
+    /// Its label.
+    pub label: Level,
+    /// Globs where its files may live.
+    pub locations: PathGlobs,
+    /// Hostnames allowed to hold it (globs); `None` means any host.
+    pub hosts: Option<PathGlobs>,
+    /// Users and groups allowed access.
+    pub members: Vec<Member>,
+    /// Explicit encryption requirement; `None` takes the label's.
+    pub encryption: Option<EncryptionRequirement>,
+    /// Last day (inclusive, UTC) on which access is allowed.
+    pub access_until: Option<NaiveDate>,
+    /// Who may see it, in words.
+    pub disclosure: Option<String>,
+}
+
+impl Asset {
+    /// Whether `path` lies in one of the asset's locations.
+    pub fn contains(&self, path: &Path) -> bool {
+        self.locations.is_match(path)
+    }
+
+    /// Whether the asset may be held on `host`.
+    pub fn allows_host(&self, host: &str) -> bool {
+        self.hosts.as_ref().is_none_or(|h| h.is_match_str(host))
+    }
+
+    /// Whether its files must be encrypted, given the policy's label rules.
+    pub fn requires_encryption(&self, policy: &Policy) -> bool {
+        self.encryption.unwrap_or(policy.label(self.label).encryption)
+            == EncryptionRequirement::Required
+    }
+}
+
+/// The set of assets.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    assets: Vec<Asset>,
+    source: PathBuf,
+}
+
+const TOP_KEYS: &[&str] = &["asset"];
+/// The columns of a ledger, in TOML keys and CSV header names alike.
+pub const ASSET_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "department",
+    "administrator",
+    "label",
+    "locations",
+    "hosts",
+    "members",
+    "encryption",
+    "access_until",
+    "disclosure",
+];
+
+/// An asset as written, before validation against the policy.
+struct RawAsset {
+    span: std::ops::Range<usize>,
+    id: Option<Located<String>>,
+    name: Option<Located<String>>,
+    department: Option<Located<String>>,
+    administrator: Option<Located<String>>,
+    label: Option<Located<String>>,
+    locations: Vec<Located<String>>,
+    hosts: Option<Vec<Located<String>>>,
+    members: Vec<Located<String>>,
+    encryption: Option<Located<String>>,
+    access_until: Option<Located<String>>,
+    disclosure: Option<Located<String>>,
+}
+
+impl Ledger {
+    /// Parses and validates a TOML ledger against `policy`; `origin` names the file.
+    pub fn from_toml(
+        text: &str,
+        origin: &Path,
+        policy: &Policy,
+    ) -> Result<(Ledger, Vec<Diagnostic>), LoadError> {
+        let mut rep = Reporter::new(origin, text);
+        let mut raws = Vec::new();
+        if let Some(doc) = tomlread::parse(text, &mut rep) {
+            let top = TableReader::new(&doc.value, doc.span.clone(), "the ledger", TOP_KEYS, &mut rep);
+            for (table, span) in top.table_array("asset", &mut rep) {
+                let t = TableReader::new(table, span.clone(), "[[asset]]", ASSET_KEYS, &mut rep);
+                let list = |rep: &mut Reporter<'_>, key| {
+                    t.optional_str_list(key, rep).map(|l| l.value)
+                };
+                raws.push(RawAsset {
+                    span: t.span(),
+                    id: t.required_str("id", &mut rep),
+                    name: t.required_str("name", &mut rep),
+                    department: t.required_str("department", &mut rep),
+                    administrator: t.required_str("administrator", &mut rep),
+                    label: t.required_str("label", &mut rep),
+                    locations: match list(&mut rep, "locations") {
+                        Some(l) => l,
+                        None => {
+                            rep.error(t.span(), "[[asset]] is missing the required key `locations`");
+                            Vec::new()
+                        }
+                    },
+                    hosts: list(&mut rep, "hosts"),
+                    members: list(&mut rep, "members").unwrap_or_default(),
+                    encryption: t.optional_str("encryption", &mut rep),
+                    access_until: t.optional_str_or_date("access_until", &mut rep),
+                    disclosure: t.optional_str("disclosure", &mut rep),
+                });
+            }
+        }
+        let ledger = validate(raws, origin, policy, &mut rep);
+        let warnings = rep.finish()?;
+        Ok((ledger, warnings))
+    }
+
+    /// Parses and validates a CSV ledger with a header row naming the same columns as the TOML
+    /// keys; list columns (`locations`, `hosts`, `members`) separate items with `;`.
+    ///
+    /// Columns are reported by their 1-based field number.
+    pub fn from_csv(
+        text: &str,
+        origin: &Path,
+        policy: &Policy,
+    ) -> Result<(Ledger, Vec<Diagnostic>), LoadError> {
+        let mut rep = Reporter::new(origin, text);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let mut columns: HashMap<&'static str, usize> = HashMap::new();
+        match reader.headers() {
+            Ok(headers) => {
+                for (i, h) in headers.iter().enumerate() {
+                    match ASSET_KEYS.iter().find(|k| **k == h) {
+                        Some(k) => {
+                            if columns.insert(k, i).is_some() {
+                                rep.error_at(1, i + 1, format!("column `{h}` appears twice"));
+                            }
+                        }
+                        None => rep.error_at(
+                            1,
+                            i + 1,
+                            format!(
+                                "unknown column `{h}`; expected: {}",
+                                ASSET_KEYS.join(", ")
+                            ),
+                        ),
+                    }
+                }
+                for required in ["id", "name", "department", "administrator", "label", "locations"] {
+                    if !columns.contains_key(required) {
+                        rep.error_at(1, 1, format!("missing required column `{required}`"));
+                    }
+                }
+            }
+            Err(e) => rep.error_at(1, 1, format!("invalid CSV header: {e}")),
+        }
+        let mut raws = Vec::new();
+        if !rep.has_errors() {
+            for record in reader.records() {
+                let record = match record {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let line = e.position().map_or(1, |p| p.line() as usize);
+                        rep.error_at(line, 1, format!("invalid CSV: {e}"));
+                        continue;
+                    }
+                };
+                let line = record.position().map_or(1, |p| p.line() as usize);
+                // Fake spans are not used for CSV: positions are carried as line and column.
+                let cell = |key: &str| -> Option<Located<String>> {
+                    let col = *columns.get(key)?;
+                    let v = record.get(col)?.to_string();
+                    (!v.is_empty()).then(|| Located {
+                        value: v,
+                        span: encode_pos(line, col + 1),
+                    })
+                };
+                let list = |key: &str| -> Option<Vec<Located<String>>> {
+                    cell(key).map(|c| {
+                        c.value
+                            .split(';')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(|s| Located {
+                                value: s.to_string(),
+                                span: c.span.clone(),
+                            })
+                            .collect()
+                    })
+                };
+                let required = |rep: &mut Reporter<'_>, key: &str| {
+                    let c = cell(key);
+                    if c.is_none() {
+                        let col = columns.get(key).map_or(1, |c| c + 1);
+                        rep.error_at(line, col, format!("asset is missing a value for `{key}`"));
+                    }
+                    c
+                };
+                let locations = match list("locations") {
+                    Some(l) => l,
+                    None => {
+                        let col = columns.get("locations").map_or(1, |c| c + 1);
+                        rep.error_at(line, col, "asset is missing a value for `locations`");
+                        Vec::new()
+                    }
+                };
+                raws.push(RawAsset {
+                    span: encode_pos(line, 1),
+                    id: required(&mut rep, "id"),
+                    name: required(&mut rep, "name"),
+                    department: required(&mut rep, "department"),
+                    administrator: required(&mut rep, "administrator"),
+                    label: required(&mut rep, "label"),
+                    locations,
+                    hosts: list("hosts"),
+                    members: list("members").unwrap_or_default(),
+                    encryption: cell("encryption"),
+                    access_until: cell("access_until"),
+                    disclosure: cell("disclosure"),
+                });
+            }
+        }
+        let mut csv_rep = CsvReporter { inner: &mut rep };
+        let ledger = validate(raws, origin, policy, &mut csv_rep);
+        let warnings = rep.finish()?;
+        Ok((ledger, warnings))
+    }
+
+    /// Every asset, in ledger order.
+    pub fn assets(&self) -> &[Asset] {
+        &self.assets
+    }
+
+    /// The asset with this id.
+    pub fn get(&self, id: &str) -> Option<&Asset> {
+        self.assets.iter().find(|a| a.id == id)
+    }
+
+    /// The asset whose locations hold `path`; with nested assets, the most specific location
+    /// wins (then the earlier asset).
+    pub fn asset_at(&self, path: &Path) -> Option<&Asset> {
+        let mut best: Option<(&Asset, usize)> = None;
+        for a in &self.assets {
+            if let Some(p) = a.locations.most_specific_match(path) {
+                let specificity = glob::literal_prefix(p).len();
+                if best.is_none_or(|(_, s)| specificity > s) {
+                    best = Some((a, specificity));
+                }
+            }
+        }
+        best.map(|(a, _)| a)
+    }
+
+    /// The file the ledger was read from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+}
+
+/// CSV positions travel in the span as `line << 20 | col` so the shared validation can report them.
+fn encode_pos(line: usize, col: usize) -> std::ops::Range<usize> {
+    let v = (line << 20) | (col & 0xFFFFF);
+    v..v
+}
+
+/// Adapts span-based reporting to CSV line/column positions.
+struct CsvReporter<'r, 'a> {
+    inner: &'r mut Reporter<'a>,
+}
+
+trait Report {
+    fn error(&mut self, span: std::ops::Range<usize>, message: String);
+    fn warning(&mut self, span: std::ops::Range<usize>, message: String);
+}
+
+impl Report for Reporter<'_> {
+    fn error(&mut self, span: std::ops::Range<usize>, message: String) {
+        Reporter::error(self, span, message);
+    }
+    fn warning(&mut self, span: std::ops::Range<usize>, message: String) {
+        Reporter::warning(self, span, message);
+    }
+}
+
+impl Report for CsvReporter<'_, '_> {
+    fn error(&mut self, span: std::ops::Range<usize>, message: String) {
+        self.inner
+            .error_at(span.start >> 20, span.start & 0xFFFFF, message);
+    }
+    fn warning(&mut self, span: std::ops::Range<usize>, message: String) {
+        self.inner
+            .warning_at(span.start >> 20, span.start & 0xFFFFF, message);
+    }
+}
+
+fn validate(raws: Vec<RawAsset>, origin: &Path, policy: &Policy, rep: &mut dyn Report) -> Ledger {
+    let mut assets = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    // Which asset claims each exact location glob, to report ambiguous duplicates.
+    let mut claimed: HashMap<String, (String, std::ops::Range<usize>)> = HashMap::new();
+    for (index, raw) in raws.into_iter().enumerate() {
+        let mut ok = true;
+        let id = raw.id.map(|id| {
+            let valid = !id.value.is_empty()
+                && id.value.len() <= 128
+                && id
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+            if !valid {
+                rep.error(
+                    id.span.clone(),
+                    format!(
+                        "asset id `{}` must be 1 to 128 characters of letters, digits, `-`, `_`, `.` or `:`",
+                        id.value
+                    ),
+                );
+                ok = false;
+            }
+            if let Some(prev) = ids.get(&id.value) {
+                rep.error(
+                    id.span.clone(),
+                    format!(
+                        "duplicate asset id `{}` (first used by asset #{})",
+                        id.value,
+                        prev + 1
+                    ),
+                );
+                ok = false;
+            } else {
+                ids.insert(id.value.clone(), index);
+            }
+            id.value
+        });
+        let label = raw.label.and_then(|l| match policy.label_named(&l.value) {
+            Some(label) => Some(label.level),
+            None => {
+                let names: Vec<&str> = policy.labels().iter().map(|x| x.name.as_str()).collect();
+                rep.error(
+                    l.span,
+                    format!(
+                        "unknown label `{}`; the policy defines: {}",
+                        l.value,
+                        names.join(", ")
+                    ),
+                );
+                None
+            }
+        });
+        let mut locations = Vec::new();
+        for g in raw.locations {
+            if check_glob(&g, "locations", rep) {
+                if let Some(id) = &id {
+                    if let Some((other, _)) = claimed.get(&g.value) {
+                        if other != id {
+                            rep.error(
+                                g.span.clone(),
+                                format!(
+                                    "location `{}` is also claimed by asset `{other}`; a file there would belong to both",
+                                    g.value
+                                ),
+                            );
+                            ok = false;
+                        }
+                    } else {
+                        claimed.insert(g.value.clone(), (id.clone(), g.span.clone()));
+                    }
+                }
+                locations.push(g);
+            } else {
+                ok = false;
+            }
+        }
+        let hosts = raw.hosts.map(|hs| {
+            let mut good = Vec::new();
+            for h in hs {
+                match glob::compile(&h.value) {
+                    Ok(_) if !h.value.is_empty() && !h.value.contains('/') => good.push(h.value),
+                    Ok(_) => {
+                        rep.error(h.span, format!("`{}` is not a hostname pattern", h.value));
+                        ok = false;
+                    }
+                    Err(e) => {
+                        rep.error(h.span, format!("invalid host glob `{}`: {e}", h.value));
+                        ok = false;
+                    }
+                }
+            }
+            PathGlobs::new(good).unwrap_or_default()
+        });
+        let mut members = Vec::new();
+        for m in raw.members {
+            match Member::parse(&m.value) {
+                Ok(member) => members.push(member),
+                Err(e) => {
+                    rep.error(m.span, e);
+                    ok = false;
+                }
+            }
+        }
+        let encryption = raw.encryption.and_then(|e| {
+            EncryptionRequirement::parse(&e.value)
+                .map_err(|m| {
+                    rep.error(e.span.clone(), m);
+                    ok = false;
+                })
+                .ok()
+        });
+        let access_until = raw.access_until.and_then(|d| {
+            NaiveDate::parse_from_str(d.value.trim(), "%Y-%m-%d")
+                .map_err(|e| {
+                    rep.error(
+                        d.span.clone(),
+                        format!("invalid date `{}` for `access_until`: {e}; expected YYYY-MM-DD", d.value),
+                    );
+                    ok = false;
+                })
+                .ok()
+        });
+        if locations.is_empty() && ok {
+            rep.error(
+                raw.span.clone(),
+                "asset has no locations; list the globs where its files may live".to_string(),
+            );
+        }
+        let (Some(id), Some(name), Some(department), Some(administrator), Some(label)) =
+            (id, raw.name, raw.department, raw.administrator, label)
+        else {
+            continue;
+        };
+        let location_patterns: Vec<String> = locations.into_iter().map(|l| l.value).collect();
+        assets.push(Asset {
+            id,
+            name: name.value,
+            department: department.value,
+            administrator: administrator.value,
+            label,
+            locations: PathGlobs::new(location_patterns).unwrap_or_default(),
+            hosts,
+            members,
+            encryption,
+            access_until,
+            disclosure: raw.disclosure.map(|d| d.value),
+        });
+    }
+    report_nesting(&assets, &claimed, rep);
+    Ledger {
+        assets,
+        source: origin.to_path_buf(),
+    }
+}
+
+fn check_glob(g: &Located<String>, key: &str, rep: &mut dyn Report) -> bool {
+    // Reuse the policy's checks through a scratch reporter so both files speak alike.
+    let mut scratch = Reporter::new(Path::new(""), "");
+    let good = check_path_glob(g, key, &mut scratch);
+    for d in scratch.diagnostics {
+        rep.error(g.span.clone(), d.message);
+    }
+    good
+}
+
+/// Reports locations nested inside another asset's location: allowed (the more specific asset
+/// wins), but worth a warning, since it is often a mistake.
+fn report_nesting(
+    assets: &[Asset],
+    claimed: &HashMap<String, (String, std::ops::Range<usize>)>,
+    rep: &mut dyn Report,
+) {
+    for inner in assets {
+        for pattern in inner.locations.patterns() {
+            let prefix = glob::literal_prefix(pattern);
+            for outer in assets.iter().filter(|a| a.id != inner.id) {
+                if let Some(container) = outer.locations.patterns().iter().find(|o| {
+                    let op = glob::literal_prefix(o);
+                    op.len() < prefix.len()
+                        && prefix.starts_with(op)
+                        && o[op.len()..].starts_with("**")
+                }) {
+                    let span = claimed
+                        .get(pattern)
+                        .map_or(0..0, |(_, s)| s.clone());
+                    rep.warning(
+                        span,
+                        format!(
+                            "location `{pattern}` of asset `{}` overlaps `{container}` of asset `{}`; files there belong to `{}` (the more specific location)",
+                            inner.id, outer.id, inner.id
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
