@@ -53,7 +53,12 @@ pub struct Assessment<'b> {
 ///
 /// `now` decides access deadlines (compared as UTC dates; the deadline day itself is still
 /// allowed); `host` is matched against assets' host globs.
-pub fn evaluate(bundle: &Bundle, facts: &FileFacts, now: DateTime<Utc>, host: &str) -> Vec<Finding> {
+pub fn evaluate(
+    bundle: &Bundle,
+    facts: &FileFacts,
+    now: DateTime<Utc>,
+    host: &str,
+) -> Vec<Finding> {
     assess(bundle, facts, now, host).findings
 }
 
@@ -122,8 +127,7 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     fn label_name(&self) -> Option<String> {
-        self.label
-            .map(|l| self.policy.label(l.level).name.clone())
+        self.label.map(|l| self.policy.label(l.level).name.clone())
     }
 
     fn shown_path(&self) -> String {
@@ -144,7 +148,14 @@ impl<'a> Ctx<'a> {
             .map_or(Severity::Info, |l| self.policy.label(l).severity)
     }
 
-    fn finding(&self, kind: Kind, severity: Severity, rule: String, message: String, fix: String) -> Finding {
+    fn finding(
+        &self,
+        kind: Kind,
+        severity: Severity,
+        rule: String,
+        message: String,
+        fix: String,
+    ) -> Finding {
         Finding {
             kind,
             severity,
@@ -282,8 +293,14 @@ impl<'a> Ctx<'a> {
         });
         let asset_requires = self.asset.filter(|a| a.requires_encryption(self.policy));
         let why = match (asset_requires, label_requires) {
-            (Some(a), _) => (format!("asset {}: encryption", a.id), format!("asset {} requires encryption", a.id)),
-            (None, Some(l)) => (format!("label {}: encryption", l.name), format!("label {} requires encryption", l.name)),
+            (Some(a), _) => (
+                format!("asset {}: encryption", a.id),
+                format!("asset {} requires encryption", a.id),
+            ),
+            (None, Some(l)) => (
+                format!("label {}: encryption", l.name),
+                format!("label {} requires encryption", l.name),
+            ),
             (None, None) => return None,
         };
         let verdict = &self.facts.encryption;
@@ -497,9 +514,9 @@ fn principal_name(name: &Option<String>, id: u32) -> String {
 /// Quotes a path for a shell command in a fix hint when it needs quoting.
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | '@' | ':'))
+        && s.chars().all(|c| {
+            c.is_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | '@' | ':')
+        })
     {
         s.to_string()
     } else {

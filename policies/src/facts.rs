@@ -74,6 +74,9 @@ pub struct DetectedLabel {
     /// The tenant or site id that applied the label, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Where exactly in the file it was found, for people (`marking "CONFIDENTIAL" on line 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Whether a file is encrypted, as far as inspection could tell.

@@ -58,7 +58,9 @@ impl FromStr for Severity {
             .into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                format!("unknown severity `{s}`; expected one of: info, low, medium, high, critical")
+                format!(
+                    "unknown severity `{s}`; expected one of: info, low, medium, high, critical"
+                )
             })
     }
 }

@@ -132,7 +132,10 @@ mod tests {
 
     #[test]
     fn suggested_dir_is_the_literal_directory() {
-        assert_eq!(suggested_dir("/srv/projects/acme/**"), "/srv/projects/acme/");
+        assert_eq!(
+            suggested_dir("/srv/projects/acme/**"),
+            "/srv/projects/acme/"
+        );
         assert_eq!(suggested_dir("/srv/p*/x"), "/srv/");
         assert_eq!(suggested_dir("**/x"), "");
     }

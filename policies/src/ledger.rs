@@ -97,7 +97,8 @@ impl Asset {
 
     /// Whether its files must be encrypted, given the policy's label rules.
     pub fn requires_encryption(&self, policy: &Policy) -> bool {
-        self.encryption.unwrap_or(policy.label(self.label).encryption)
+        self.encryption
+            .unwrap_or(policy.label(self.label).encryption)
             == EncryptionRequirement::Required
     }
 }
@@ -151,12 +152,17 @@ impl Ledger {
         let mut rep = Reporter::new(origin, text);
         let mut raws = Vec::new();
         if let Some(doc) = tomlread::parse(text, &mut rep) {
-            let top = TableReader::new(&doc.value, doc.span.clone(), "the ledger", TOP_KEYS, &mut rep);
+            let top = TableReader::new(
+                &doc.value,
+                doc.span.clone(),
+                "the ledger",
+                TOP_KEYS,
+                &mut rep,
+            );
             for (table, span) in top.table_array("asset", &mut rep) {
                 let t = TableReader::new(table, span.clone(), "[[asset]]", ASSET_KEYS, &mut rep);
-                let list = |rep: &mut Reporter<'_>, key| {
-                    t.optional_str_list(key, rep).map(|l| l.value)
-                };
+                let list =
+                    |rep: &mut Reporter<'_>, key| t.optional_str_list(key, rep).map(|l| l.value);
                 raws.push(RawAsset {
                     span: t.span(),
                     id: t.required_str("id", &mut rep),
@@ -167,7 +173,10 @@ impl Ledger {
                     locations: match list(&mut rep, "locations") {
                         Some(l) => l,
                         None => {
-                            rep.error(t.span(), "[[asset]] is missing the required key `locations`");
+                            rep.error(
+                                t.span(),
+                                "[[asset]] is missing the required key `locations`",
+                            );
                             Vec::new()
                         }
                     },
@@ -212,14 +221,18 @@ impl Ledger {
                         None => rep.error_at(
                             1,
                             i + 1,
-                            format!(
-                                "unknown column `{h}`; expected: {}",
-                                ASSET_KEYS.join(", ")
-                            ),
+                            format!("unknown column `{h}`; expected: {}", ASSET_KEYS.join(", ")),
                         ),
                     }
                 }
-                for required in ["id", "name", "department", "administrator", "label", "locations"] {
+                for required in [
+                    "id",
+                    "name",
+                    "department",
+                    "administrator",
+                    "label",
+                    "locations",
+                ] {
                     if !columns.contains_key(required) {
                         rep.error_at(1, 1, format!("missing required column `{required}`"));
                     }
@@ -484,7 +497,10 @@ fn validate(raws: Vec<RawAsset>, origin: &Path, policy: &Policy, rep: &mut dyn R
                 .map_err(|e| {
                     rep.error(
                         d.span.clone(),
-                        format!("invalid date `{}` for `access_until`: {e}; expected YYYY-MM-DD", d.value),
+                        format!(
+                            "invalid date `{}` for `access_until`: {e}; expected YYYY-MM-DD",
+                            d.value
+                        ),
                     );
                     ok = false;
                 })
@@ -550,9 +566,7 @@ fn report_nesting(
                         && prefix.starts_with(op)
                         && o[op.len()..].starts_with("**")
                 }) {
-                    let span = claimed
-                        .get(pattern)
-                        .map_or(0..0, |(_, s)| s.clone());
+                    let span = claimed.get(pattern).map_or(0..0, |(_, s)| s.clone());
                     rep.warning(
                         span,
                         format!(

@@ -320,7 +320,13 @@ impl Policy {
         let find = |rep: &mut Reporter<'_>, l: Option<Located<String>>| -> Option<Level> {
             let l = l?;
             match by_name.get(&l.value.to_lowercase()) {
-                Some(level) if labels.get(level.0).is_some_and(|x| x.name.eq_ignore_ascii_case(&l.value)) => Some(*level),
+                Some(level)
+                    if labels
+                        .get(level.0)
+                        .is_some_and(|x| x.name.eq_ignore_ascii_case(&l.value)) =>
+                {
+                    Some(*level)
+                }
                 _ => {
                     let names: Vec<&str> = labels.iter().map(|x| x.name.as_str()).collect();
                     rep.error(

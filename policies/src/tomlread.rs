@@ -153,10 +153,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
             other => {
                 rep.error(
                     span,
-                    format!(
-                        "`{key}` must be true or false, found {}",
-                        type_name(other)
-                    ),
+                    format!("`{key}` must be true or false, found {}", type_name(other)),
                 );
                 None
             }

@@ -1,0 +1,220 @@
+//! The command line: `scan` and `validate`, exit codes, and error printing.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use infoledger_policies::Severity;
+
+use crate::bundle::{BundleError, BundleSource, LoadedBundle};
+use crate::report::{self, Format};
+use crate::scan::{self, ScanOptions};
+
+/// Exit code: nothing at or above the `--fail-on` severity.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: findings at or above the `--fail-on` severity.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit code: bad usage, a missing path, an invalid policy, ledger or config.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "infoledger-agent",
+    version,
+    about = "Finds labeled files where they do not belong: misplaced, unencrypted, expired, overexposed, unregistered or mislabeled.",
+    long_about = None,
+    after_help = "Exit status: 0 no findings at or above --fail-on, 1 findings, 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log more (repeat for more detail); the INFOLEDGER_LOG variable takes tracing filter syntax.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scan files and folders once and report findings.
+    #[command(
+        after_help = "Labels come from the extended attribute user.infoledger.label (and user.infoledger.asset naming an asset id) and from marking banners the policy lists, matched as whole words in the first 4 KiB of text files.\n\nSymbolic links are never followed; unreadable entries are counted and listed, and the scan goes on."
+    )]
+    Scan(ScanArgs),
+    /// Check a policy and a ledger and print every problem as file:line:col.
+    Validate(BundleArgs),
+}
+
+#[derive(Debug, Args)]
+struct BundleArgs {
+    /// Policy file (TOML) [default: /etc/infoledger/policy.toml, else the built-in example]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Ledger file (TOML, or CSV when it ends in .csv) [default: /etc/infoledger/ledger.toml or ledger.csv, else the built-in example]
+    #[arg(long, value_name = "FILE")]
+    ledger: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FailOn {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+    /// Always exit 0 when the scan ran.
+    Never,
+}
+
+impl FailOn {
+    fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Low => Some(Severity::Low),
+            FailOn::Medium => Some(Severity::Medium),
+            FailOn::High => Some(Severity::High),
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::Never => None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Exit 1 when a finding has at least this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Info, value_name = "SEVERITY")]
+    fail_on: FailOn,
+    /// Leave out paths matching this glob; without a `/` it matches a file or folder name anywhere (e.g. --exclude .git). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Evaluate as if on this host (assets may restrict hosts) [default: this machine's hostname]
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+    /// Files or folders to scan.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+/// Runs the CLI and turns the outcome into an exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    init_logging(cli.verbose);
+    let outcome = match cli.command {
+        Command::Scan(args) => run_scan(args),
+        Command::Validate(args) => run_validate(&args),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INFOLEDGER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Loads the bundle, printing notes and warnings; on invalid files prints every diagnostic.
+fn load_bundle(args: &BundleArgs) -> anyhow::Result<Option<LoadedBundle>> {
+    let source = BundleSource {
+        policy: args.policy.clone(),
+        ledger: args.ledger.clone(),
+    };
+    match source.load() {
+        Ok(loaded) => {
+            for n in &loaded.notes {
+                eprintln!("note: {n}");
+            }
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            Ok(Some(loaded))
+        }
+        Err(BundleError::Invalid(e)) => {
+            eprintln!("{e}");
+            let count = e.errors().count();
+            eprintln!(
+                "error: {count} problem{} found; nothing was scanned",
+                if count == 1 { "" } else { "s" }
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn run_validate(args: &BundleArgs) -> anyhow::Result<u8> {
+    let Some(loaded) = load_bundle(args)? else {
+        return Ok(EXIT_USAGE);
+    };
+    let b = &loaded.bundle;
+    println!(
+        "ok: {} ({} labels), {} ({} assets){}",
+        b.policy.source().display(),
+        b.policy.labels().len(),
+        b.ledger.source().display(),
+        b.ledger.assets().len(),
+        match loaded.warnings.len() {
+            0 => String::new(),
+            1 => "; 1 warning".to_string(),
+            n => format!("; {n} warnings"),
+        }
+    );
+    Ok(EXIT_OK)
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
+    let Some(loaded) = load_bundle(&args.bundle)? else {
+        return Ok(EXIT_USAGE);
+    };
+    let opts = ScanOptions {
+        roots: args.paths,
+        exclude: args.exclude,
+        host: args.host.unwrap_or_else(hostname),
+        now: chrono::Utc::now(),
+    };
+    let report = scan::scan(&loaded.bundle, &opts)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    report::write(&report, args.format, &mut out).context("cannot write the report")?;
+    out.flush().context("cannot write the report")?;
+    let failing = args.fail_on.threshold().is_some_and(|t| {
+        report
+            .results
+            .iter()
+            .flat_map(|r| &r.findings)
+            .any(|f| f.severity >= t)
+    });
+    Ok(if failing { EXIT_FINDINGS } else { EXIT_OK })
+}

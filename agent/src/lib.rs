@@ -1,0 +1,9 @@
+//! The infoledger endpoint agent: inspects files (labels, encryption, permissions), evaluates
+//! them against the bundle with `infoledger-policies`, and reports findings.
+
+pub mod bundle;
+pub mod cli;
+pub mod facts;
+pub mod inspect;
+pub mod report;
+pub mod scan;

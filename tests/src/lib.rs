@@ -1,0 +1,1 @@
+//! Fixture builders shared by infoledger tests, the demo and the benchmark.
