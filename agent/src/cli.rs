@@ -139,7 +139,7 @@ fn init_logging(verbose: u8) {
 }
 
 /// Loads the bundle, printing notes and warnings; on invalid files prints every diagnostic.
-fn load_bundle(args: &BundleArgs) -> anyhow::Result<Option<LoadedBundle>> {
+fn load_bundle(args: &BundleArgs, consequence: &str) -> anyhow::Result<Option<LoadedBundle>> {
     let source = BundleSource {
         policy: args.policy.clone(),
         ledger: args.ledger.clone(),
@@ -158,7 +158,7 @@ fn load_bundle(args: &BundleArgs) -> anyhow::Result<Option<LoadedBundle>> {
             eprintln!("{e}");
             let count = e.errors().count();
             eprintln!(
-                "error: {count} problem{} found; nothing was scanned",
+                "error: {count} problem{} found{consequence}",
                 if count == 1 { "" } else { "s" }
             );
             Ok(None)
@@ -168,7 +168,7 @@ fn load_bundle(args: &BundleArgs) -> anyhow::Result<Option<LoadedBundle>> {
 }
 
 fn run_validate(args: &BundleArgs) -> anyhow::Result<u8> {
-    let Some(loaded) = load_bundle(args)? else {
+    let Some(loaded) = load_bundle(args, "")? else {
         return Ok(EXIT_USAGE);
     };
     let b = &loaded.bundle;
@@ -195,7 +195,7 @@ fn hostname() -> String {
 }
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
-    let Some(loaded) = load_bundle(&args.bundle)? else {
+    let Some(loaded) = load_bundle(&args.bundle, "; nothing was scanned")? else {
         return Ok(EXIT_USAGE);
     };
     let opts = ScanOptions {
