@@ -37,6 +37,9 @@ impl From<io::Error> for FactsError {
     fn from(e: io::Error) -> Self {
         if e.kind() == io::ErrorKind::NotFound {
             FactsError::Vanished
+        } else if e.raw_os_error() == Some(nix::libc::ELOOP) {
+            // O_NOFOLLOW met a symbolic link: the file was replaced by one after listing.
+            FactsError::NotRegular
         } else {
             FactsError::Unreadable(e)
         }
@@ -169,4 +172,122 @@ pub fn gather(
         asset_hint: xattr_text(&file, ASSET_XATTR),
         encryption: inspect::encryption_from_head(&head, meta.size()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infoledger_policies::{Bundle, EncryptionStatus};
+    use std::path::PathBuf;
+
+    fn dir(name: &str) -> PathBuf {
+        // Under the build folder, not /tmp: it must support user extended attributes.
+        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/unit-tmp")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn gather_path(p: &Path, listed: &Metadata) -> Result<FileFacts, FactsError> {
+        let bundle = Bundle::example().unwrap();
+        let markings: Vec<String> = bundle
+            .policy
+            .markings()
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
+        gather(
+            p,
+            listed,
+            &bundle.policy,
+            &markings,
+            &mut NameCache::default(),
+        )
+    }
+
+    #[test]
+    fn gathers_labels_from_xattr_and_marking_with_provenance() {
+        let d = dir("gather");
+        let p = d.join("minutes.txt");
+        std::fs::write(&p, "Minutes\nSTRICTLY CONFIDENTIAL\n").unwrap();
+        xattr::set(&p, LABEL_XATTR, b" Internal ").unwrap();
+        xattr::set(&p, ASSET_XATTR, b"ACME-2026").unwrap();
+        let facts = gather_path(&p, &std::fs::symlink_metadata(&p).unwrap()).unwrap();
+        assert_eq!(facts.labels.len(), 2);
+        assert_eq!(facts.labels[0].source, LabelSource::Xattr);
+        assert_eq!(facts.labels[0].name.as_deref(), Some("Internal"));
+        assert_eq!(facts.labels[1].source, LabelSource::Marking);
+        assert_eq!(facts.labels[1].name.as_deref(), Some("secret"));
+        assert_eq!(
+            facts.labels[1].detail.as_deref(),
+            Some("marking \"STRICTLY CONFIDENTIAL\" on line 2")
+        );
+        assert_eq!(facts.asset_hint.as_deref(), Some("ACME-2026"));
+        assert_eq!(facts.encryption.status, EncryptionStatus::Plaintext);
+        assert_eq!(facts.size, 30);
+    }
+
+    #[test]
+    fn oversized_or_binary_xattrs_are_ignored() {
+        let d = dir("xattr-bad");
+        let p = d.join("f");
+        std::fs::write(&p, b"\x00\x01").unwrap();
+        xattr::set(&p, LABEL_XATTR, &[b'a'; 300]).unwrap();
+        xattr::set(&p, ASSET_XATTR, b"\xff\xfe").unwrap();
+        let facts = gather_path(&p, &std::fs::symlink_metadata(&p).unwrap()).unwrap();
+        assert!(facts.labels.is_empty());
+        assert_eq!(facts.asset_hint, None);
+        assert_eq!(facts.encryption.status, EncryptionStatus::Unknown);
+    }
+
+    #[test]
+    fn a_file_that_vanished_after_listing_is_not_an_error() {
+        let d = dir("vanish");
+        let p = d.join("gone.txt");
+        std::fs::write(&p, "x").unwrap();
+        let listed = std::fs::symlink_metadata(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        assert!(matches!(
+            gather_path(&p, &listed),
+            Err(FactsError::Vanished)
+        ));
+    }
+
+    #[test]
+    fn a_file_replaced_by_a_symlink_or_fifo_is_not_followed_or_blocked_on() {
+        let d = dir("replaced");
+        let p = d.join("f");
+        std::fs::write(&p, "x").unwrap();
+        let listed = std::fs::symlink_metadata(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", &p).unwrap();
+        assert!(matches!(
+            gather_path(&p, &listed),
+            Err(FactsError::NotRegular)
+        ));
+        std::fs::remove_file(&p).unwrap();
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(
+            gather_path(&p, &listed),
+            Err(FactsError::NotRegular)
+        ));
+    }
+
+    #[test]
+    fn reading_does_not_change_the_access_time() {
+        let d = dir("atime");
+        let p = d.join("f.txt");
+        std::fs::write(&p, "CONFIDENTIAL\n").unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let f = File::options().write(true).open(&p).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_accessed(old))
+            .unwrap();
+        drop(f);
+        let listed = std::fs::symlink_metadata(&p).unwrap();
+        gather_path(&p, &listed).unwrap();
+        let after = std::fs::metadata(&p).unwrap().accessed().unwrap();
+        assert_eq!(after, old);
+    }
 }
