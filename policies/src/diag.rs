@@ -151,8 +151,7 @@ impl<'a> Reporter<'a> {
 
     /// Ends the report: `Err` with everything when there is an error, else the warnings.
     pub(crate) fn finish(mut self) -> Result<Vec<Diagnostic>, LoadError> {
-        self.diagnostics
-            .sort_by(|a, b| (a.level, a.line, a.col).cmp(&(b.level, b.line, b.col)));
+        self.diagnostics.sort_by_key(|d| (d.level, d.line, d.col));
         if self.has_errors() {
             Err(LoadError {
                 diagnostics: self.diagnostics,

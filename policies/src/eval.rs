@@ -287,7 +287,9 @@ impl<'a> Ctx<'a> {
     }
 
     fn unencrypted(&self) -> Option<Finding> {
-        let label_requires = self.label.and_then(|l| {
+        // Only a label carried by the file itself adds a requirement: an inherited label is the
+        // asset's own, and the asset's explicit `encryption` overrides its label's default.
+        let label_requires = self.detected.and_then(|l| {
             let label = self.policy.label(l.level);
             (label.encryption == EncryptionRequirement::Required).then_some(label)
         });

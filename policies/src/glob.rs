@@ -40,6 +40,23 @@ impl PathGlobs {
         Ok(PathGlobs { patterns, set })
     }
 
+    /// Builds a set of hostname patterns, which match case-insensitively as hostnames do
+    /// (RFC 4343): `build-*` holds `Build-01`.
+    pub(crate) fn hostnames(patterns: Vec<String>) -> Result<Self, String> {
+        let mut builder = GlobSetBuilder::new();
+        for p in &patterns {
+            let glob = GlobBuilder::new(p)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .case_insensitive(true)
+                .build()
+                .map_err(|e| e.kind().to_string())?;
+            builder.add(glob);
+        }
+        let set = builder.build().map_err(|e| e.to_string())?;
+        Ok(PathGlobs { patterns, set })
+    }
+
     /// The patterns, in the order they were written.
     pub fn patterns(&self) -> &[String] {
         &self.patterns

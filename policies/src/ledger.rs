@@ -134,7 +134,8 @@ struct RawAsset {
     department: Option<Located<String>>,
     administrator: Option<Located<String>>,
     label: Option<Located<String>>,
-    locations: Vec<Located<String>>,
+    /// `None` when the key is missing or unusable (already reported).
+    locations: Option<Vec<Located<String>>>,
     hosts: Option<Vec<Located<String>>>,
     members: Vec<Located<String>>,
     encryption: Option<Located<String>>,
@@ -170,16 +171,7 @@ impl Ledger {
                     department: t.required_str("department", &mut rep),
                     administrator: t.required_str("administrator", &mut rep),
                     label: t.required_str("label", &mut rep),
-                    locations: match list(&mut rep, "locations") {
-                        Some(l) => l,
-                        None => {
-                            rep.error(
-                                t.span(),
-                                "[[asset]] is missing the required key `locations`",
-                            );
-                            Vec::new()
-                        }
-                    },
+                    locations: t.required_str_list("locations", &mut rep).map(|l| l.value),
                     hosts: list(&mut rep, "hosts"),
                     members: list(&mut rep, "members").unwrap_or_default(),
                     encryption: t.optional_str("encryption", &mut rep),
@@ -241,17 +233,18 @@ impl Ledger {
             Err(e) => rep.error_at(1, 1, format!("invalid CSV header: {e}")),
         }
         let mut raws = Vec::new();
+        let mut lines = LineCounter::new(text);
         if !rep.has_errors() {
             for record in reader.records() {
                 let record = match record {
                     Ok(r) => r,
                     Err(e) => {
-                        let line = e.position().map_or(1, |p| p.line() as usize);
+                        let line = e.position().map_or(1, |p| lines.line_at(p.byte()));
                         rep.error_at(line, 1, format!("invalid CSV: {e}"));
                         continue;
                     }
                 };
-                let line = record.position().map_or(1, |p| p.line() as usize);
+                let line = record.position().map_or(1, |p| lines.line_at(p.byte()));
                 // Fake spans are not used for CSV: positions are carried as line and column.
                 let cell = |key: &str| -> Option<Located<String>> {
                     let col = *columns.get(key)?;
@@ -282,14 +275,11 @@ impl Ledger {
                     }
                     c
                 };
-                let locations = match list("locations") {
-                    Some(l) => l,
-                    None => {
-                        let col = columns.get("locations").map_or(1, |c| c + 1);
-                        rep.error_at(line, col, "asset is missing a value for `locations`");
-                        Vec::new()
-                    }
-                };
+                let locations = list("locations");
+                if locations.is_none() {
+                    let col = columns.get("locations").map_or(1, |c| c + 1);
+                    rep.error_at(line, col, "asset is missing a value for `locations`");
+                }
                 raws.push(RawAsset {
                     span: encode_pos(line, 1),
                     id: required(&mut rep, "id"),
@@ -340,6 +330,47 @@ impl Ledger {
     /// The file the ledger was read from.
     pub fn source(&self) -> &Path {
         &self.source
+    }
+}
+
+/// Finds the line a CSV record starts on from its byte offset.
+///
+/// The csv crate's own line numbers lag by one after a `\r\n` terminator (the `\n` is counted
+/// with the next record), and spreadsheets export CRLF files, so lines are counted here.
+struct LineCounter<'t> {
+    bytes: &'t [u8],
+    /// Offset up to which newlines have been counted, and the line at that offset.
+    pos: usize,
+    line: usize,
+}
+
+impl<'t> LineCounter<'t> {
+    fn new(text: &'t str) -> Self {
+        LineCounter {
+            bytes: text.as_bytes(),
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    /// The 1-based line of the record at `byte`; records are visited in order, so counting
+    /// continues from the previous one.
+    fn line_at(&mut self, byte: u64) -> usize {
+        let mut start = usize::try_from(byte).map_or(self.bytes.len(), |b| b.min(self.bytes.len()));
+        // The offset may point at the line break that ended the previous record.
+        while matches!(self.bytes.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        if start < self.pos {
+            self.pos = 0;
+            self.line = 1;
+        }
+        self.line += self.bytes[self.pos..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.pos = start;
+        self.line
     }
 }
 
@@ -433,8 +464,9 @@ fn validate(raws: Vec<RawAsset>, origin: &Path, policy: &Policy, rep: &mut dyn R
                 None
             }
         });
+        let listed = raw.locations.is_some();
         let mut locations = Vec::new();
-        for g in raw.locations {
+        for g in raw.locations.unwrap_or_default() {
             if check_glob(&g, "locations", rep) {
                 if let Some(id) = &id {
                     if let Some((other, _)) = claimed.get(&g.value) {
@@ -457,6 +489,14 @@ fn validate(raws: Vec<RawAsset>, origin: &Path, policy: &Policy, rep: &mut dyn R
                 ok = false;
             }
         }
+        if raw.hosts.as_ref().is_some_and(Vec::is_empty) {
+            rep.error(
+                raw.span.clone(),
+                "`hosts` is empty, so no host could hold the asset; omit `hosts` to allow any host"
+                    .to_string(),
+            );
+            ok = false;
+        }
         let hosts = raw.hosts.map(|hs| {
             let mut good = Vec::new();
             for h in hs {
@@ -472,7 +512,7 @@ fn validate(raws: Vec<RawAsset>, origin: &Path, policy: &Policy, rep: &mut dyn R
                     }
                 }
             }
-            PathGlobs::new(good).unwrap_or_default()
+            PathGlobs::hostnames(good).unwrap_or_default()
         });
         let mut members = Vec::new();
         for m in raw.members {
@@ -506,7 +546,8 @@ fn validate(raws: Vec<RawAsset>, origin: &Path, policy: &Policy, rep: &mut dyn R
                 })
                 .ok()
         });
-        if locations.is_empty() && ok {
+        // A missing `locations` was reported by the reader; an empty list is reported here.
+        if listed && locations.is_empty() && ok {
             rep.error(
                 raw.span.clone(),
                 "asset has no locations; list the globs where its files may live".to_string(),

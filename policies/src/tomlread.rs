@@ -160,6 +160,22 @@ impl<'t, 'i> TableReader<'t, 'i> {
         }
     }
 
+    /// A required list of strings; a missing key is reported at the table, a mistyped one once.
+    pub(crate) fn required_str_list(
+        &self,
+        key: &'static str,
+        rep: &mut Reporter<'_>,
+    ) -> Option<Located<Vec<Located<String>>>> {
+        if self.get(key).is_none() {
+            rep.error(
+                self.span(),
+                format!("{} is missing the required key `{key}`", self.what),
+            );
+            return None;
+        }
+        self.optional_str_list(key, rep)
+    }
+
     /// A list of strings; a single string is accepted as a list of one.
     pub(crate) fn optional_str_list(
         &self,
