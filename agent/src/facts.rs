@@ -137,11 +137,9 @@ pub fn gather(
     let mut labels = Vec::new();
     if let Some(value) = xattr_text(&file, LABEL_XATTR) {
         labels.push(DetectedLabel {
-            source: LabelSource::Xattr,
-            id: None,
             name: Some(value),
-            tenant: None,
             detail: Some(LABEL_XATTR.to_string()),
+            ..DetectedLabel::new(LabelSource::Xattr)
         });
     }
     let hits = marking::find_markings(&head, markings);
@@ -153,11 +151,9 @@ pub fn gather(
     {
         if let Some((_, level)) = levels.get(hit.index) {
             labels.push(DetectedLabel {
-                source: LabelSource::Marking,
-                id: None,
                 name: Some(policy.label(*level).name.clone()),
-                tenant: None,
                 detail: Some(format!("marking \"{}\" on line {}", hit.marking, hit.line)),
+                ..DetectedLabel::new(LabelSource::Marking)
             });
         }
     }

@@ -26,6 +26,7 @@ pub fn detected_label(policy: &Policy, facts: &FileFacts) -> Option<EffectiveLab
     facts
         .labels
         .iter()
+        .filter(|l| l.is_active())
         .map(|l| {
             let r = policy.resolve(l);
             EffectiveLabel {

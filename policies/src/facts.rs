@@ -74,9 +74,40 @@ pub struct DetectedLabel {
     /// The tenant or site id that applied the label, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// How the label was applied (`Standard`/`Privileged` for MIP labels), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// When the label was applied, as written in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_date: Option<String>,
+    /// Whether the file marks the label as enabled; `Some(false)` labels are not in force and
+    /// evaluation ignores them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// Where exactly in the file it was found, for people (`marking "CONFIDENTIAL" on line 1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl DetectedLabel {
+    /// A label from `source` with no identity yet; fill in the fields that apply.
+    pub fn new(source: LabelSource) -> Self {
+        DetectedLabel {
+            source,
+            id: None,
+            name: None,
+            tenant: None,
+            method: None,
+            set_date: None,
+            enabled: None,
+            detail: None,
+        }
+    }
+
+    /// Whether the label is in force (not explicitly disabled).
+    pub fn is_active(&self) -> bool {
+        self.enabled != Some(false)
+    }
 }
 
 /// Whether a file is encrypted, as far as inspection could tell.
@@ -114,6 +145,9 @@ pub struct EncryptionVerdict {
     /// What decided it, if anything did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
+    /// More on how it was decided (`2 of 3 entries encrypted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl EncryptionVerdict {
@@ -122,15 +156,25 @@ impl EncryptionVerdict {
         EncryptionVerdict {
             status,
             scheme: Some(scheme.into()),
+            detail: None,
         }
+    }
+
+    /// The same verdict with a detail.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
     }
 }
 
 impl fmt::Display for EncryptionVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.scheme {
-            Some(s) => write!(f, "{} ({s})", self.status.as_str()),
-            None => f.write_str(self.status.as_str()),
+        f.write_str(self.status.as_str())?;
+        match (&self.scheme, &self.detail) {
+            (Some(s), Some(d)) => write!(f, " ({s}: {d})"),
+            (Some(s), None) => write!(f, " ({s})"),
+            (None, Some(d)) => write!(f, " ({d})"),
+            (None, None) => Ok(()),
         }
     }
 }

@@ -156,21 +156,16 @@ fn file(path: &str) -> FileFacts {
 
 fn named(name: &str) -> DetectedLabel {
     DetectedLabel {
-        source: LabelSource::Xattr,
-        id: None,
         name: Some(name.to_string()),
-        tenant: None,
-        detail: None,
+        ..DetectedLabel::new(LabelSource::Xattr)
     }
 }
 
 fn with_id(id: &str) -> DetectedLabel {
     DetectedLabel {
-        source: LabelSource::LabelInfo,
         id: Some(id.to_string()),
-        name: None,
         tenant: Some("0b1c2d3e-0000-4000-8000-000000000000".to_string()),
-        detail: None,
+        ..DetectedLabel::new(LabelSource::LabelInfo)
     }
 }
 
@@ -1223,6 +1218,23 @@ fn the_strongest_of_several_labels_wins() {
 }
 
 #[test]
+fn disabled_labels_are_ignored() {
+    let b = bundle();
+    let mut facts = file("/home/alice/docs/x.docx");
+    let mut secret = with_id("5f1d2c3b-4a59-4e6f-8a7b-9c0d1e2f3a4b");
+    secret.enabled = Some(false);
+    facts.labels = vec![secret.clone(), named("internal")];
+    let label = assess(&b, &facts, at(MID_2026), "h").label.expect("label");
+    assert_eq!(label.level, level_of(&b, "internal"));
+    facts.labels = vec![secret.clone()];
+    assert_eq!(assess(&b, &facts, at(MID_2026), "h").label, None);
+    secret.enabled = Some(true);
+    facts.labels = vec![secret];
+    let label = assess(&b, &facts, at(MID_2026), "h").label.expect("label");
+    assert_eq!(label.level, level_of(&b, "secret"));
+}
+
+#[test]
 fn a_lower_label_next_to_the_asset_label_is_not_mislabeled() {
     // Strongest wins: a file carrying both internal and confidential inside ACME is fine.
     let b = bundle();
@@ -1593,11 +1605,9 @@ fn arb_label() -> impl Strategy<Value = DetectedLabel> {
     ]);
     (sources, prop::option::of(ids), prop::option::of(names)).prop_map(|(source, id, name)| {
         DetectedLabel {
-            source,
             id: id.map(String::from),
             name: name.map(String::from),
-            tenant: None,
-            detail: None,
+            ..DetectedLabel::new(source)
         }
     })
 }
@@ -1850,11 +1860,8 @@ members = ["user:{member}", "group:{group}"]
                 let (name, guid) = PROP_LABELS[level];
                 let own = if by_id {
                     DetectedLabel {
-                        source: LabelSource::LabelInfo,
                         id: Some(recase(&format!("{{{guid}}}"), mask)),
-                        name: None,
-                        tenant: None,
-                        detail: None,
+                        ..DetectedLabel::new(LabelSource::LabelInfo)
                     }
                 } else {
                     named(&recase(name, mask))
