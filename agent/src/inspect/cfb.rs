@@ -1,0 +1,1 @@
+//! OLE compound files (CFB): a bounded reader of sectors, directory and streams.

@@ -1,0 +1,1 @@
+//! OOXML documents (docx, xlsx, pptx): label-information parts and custom properties.
