@@ -85,6 +85,11 @@ impl PathGlobs {
             .max_by_key(|p| literal_prefix(p).len())
     }
 
+    /// Indices (in written order) of every pattern matching `path`.
+    pub fn match_indices(&self, path: &Path) -> Vec<usize> {
+        self.set.matches(path)
+    }
+
     /// Whether any pattern matches `path`.
     pub fn is_match(&self, path: &Path) -> bool {
         self.set.is_match(path)

@@ -108,6 +108,35 @@ impl Asset {
 pub struct Ledger {
     assets: Vec<Asset>,
     source: PathBuf,
+    /// Every asset's locations in one set, so finding a file's asset is one match, not one per
+    /// asset; `owners[i]` is (asset index, literal-prefix length) of pattern `i`.
+    all_locations: PathGlobs,
+    owners: Vec<(usize, usize)>,
+}
+
+impl Ledger {
+    fn new(assets: Vec<Asset>, source: PathBuf) -> Ledger {
+        let mut patterns = Vec::new();
+        let mut owners = Vec::new();
+        for (i, a) in assets.iter().enumerate() {
+            for p in a.locations.patterns() {
+                owners.push((i, glob::literal_prefix(p).len()));
+                patterns.push(p.clone());
+            }
+        }
+        // The patterns were validated when the assets were built, so this cannot fail; if it
+        // somehow did, falling back to per-asset matching keeps the answer right.
+        let all_locations = PathGlobs::new(patterns).unwrap_or_default();
+        if all_locations.patterns().len() != owners.len() {
+            owners.clear();
+        }
+        Ledger {
+            assets,
+            source,
+            all_locations,
+            owners,
+        }
+    }
 }
 
 const TOP_KEYS: &[&str] = &["asset"];
@@ -315,6 +344,16 @@ impl Ledger {
     /// The asset whose locations hold `path`; with nested assets, the most specific location
     /// wins (then the earlier asset).
     pub fn asset_at(&self, path: &Path) -> Option<&Asset> {
+        if !self.owners.is_empty() {
+            // Highest specificity wins; among equals, the earlier asset.
+            return self
+                .all_locations
+                .match_indices(path)
+                .into_iter()
+                .filter_map(|i| self.owners.get(i).copied())
+                .min_by_key(|(asset, specificity)| (std::cmp::Reverse(*specificity), *asset))
+                .and_then(|(asset, _)| self.assets.get(asset));
+        }
         let mut best: Option<(&Asset, usize)> = None;
         for a in &self.assets {
             if let Some(p) = a.locations.most_specific_match(path) {
@@ -574,10 +613,7 @@ fn validate(raws: Vec<RawAsset>, origin: &Path, policy: &Policy, rep: &mut dyn R
         });
     }
     report_nesting(&assets, &claimed, rep);
-    Ledger {
-        assets,
-        source: origin.to_path_buf(),
-    }
+    Ledger::new(assets, origin.to_path_buf())
 }
 
 fn check_glob(g: &Located<String>, key: &str, rep: &mut dyn Report) -> bool {

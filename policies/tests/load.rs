@@ -1334,11 +1334,8 @@ fn exercise(policy: &Policy, ledger: Ledger) {
             path: path.into(),
             mode: 0o666,
             labels: vec![infoledger_policies::DetectedLabel {
-                source: infoledger_policies::LabelSource::Xattr,
-                id: None,
                 name: Some("Confidential".into()),
-                tenant: None,
-                detail: None,
+                ..infoledger_policies::DetectedLabel::new(infoledger_policies::LabelSource::Xattr)
             }],
             ..FileFacts::default()
         };
