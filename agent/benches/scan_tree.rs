@@ -759,6 +759,7 @@ fn warm_up(
         exclude: Vec::new(),
         // Fixed, so findings (hosts, deadlines) are the same on every machine and every day.
         host: "bench-host".to_string(),
+        threads: None,
         now: Utc
             .with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
             .single()

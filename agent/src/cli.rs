@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use infoledger_policies::Severity;
 
 use crate::bundle::{BundleError, BundleSource, LoadedBundle};
+use crate::report::inspection::InspectedFile;
 use crate::report::{self, Format};
 use crate::scan::{self, ScanOptions};
 
@@ -42,8 +43,35 @@ enum Command {
         after_help = "Labels come from the extended attribute user.infoledger.label (and user.infoledger.asset naming an asset id) and from marking banners the policy lists, matched as whole words in the first 4 KiB of text files.\n\nSymbolic links are never followed; unreadable entries are counted and listed, and the scan goes on."
     )]
     Scan(ScanArgs),
+    /// Show what inspection reads in files: format, embedded labels with their provenance,
+    /// encryption verdict, owner and mode.
+    #[command(
+        after_help = "Exit status: 0 every file was inspected, 1 some file could not be read, 2 usage error or missing path. A malformed file is inspected as far as possible and its problems are listed under `errors`."
+    )]
+    Inspect(InspectArgs),
     /// Check a policy and a ledger and print every problem as file:line:col.
     Validate(BundleArgs),
+}
+
+/// Output formats of `inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InspectFormat {
+    /// One block per file.
+    Text,
+    /// A JSON array, one object per file.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = InspectFormat::Text)]
+    format: InspectFormat,
+    /// Files to inspect.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +124,9 @@ struct ScanArgs {
     /// Evaluate as if on this host (assets may restrict hosts) [default: this machine's hostname]
     #[arg(long, value_name = "NAME")]
     host: Option<String>,
+    /// Worker threads that inspect files [default: one per CPU]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: Option<u16>,
     /// Files or folders to scan.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
@@ -113,6 +144,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let outcome = match cli.command {
         Command::Scan(args) => run_scan(args),
+        Command::Inspect(args) => run_inspect(&args),
         Command::Validate(args) => run_validate(&args),
     };
     match outcome {
@@ -203,6 +235,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
         exclude: args.exclude,
         host: args.host.unwrap_or_else(hostname),
         now: chrono::Utc::now(),
+        threads: args.threads.map(usize::from),
     };
     let report = scan::scan(&loaded.bundle, &opts)?;
     let stdout = std::io::stdout();
@@ -217,4 +250,56 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
             .any(|f| f.severity >= t)
     });
     Ok(if failing { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+fn run_inspect(args: &InspectArgs) -> anyhow::Result<u8> {
+    // Check every path before printing anything, so a typo does not leave half an output.
+    let mut paths = Vec::new();
+    for f in &args.files {
+        let path =
+            std::fs::canonicalize(f).with_context(|| format!("cannot inspect {}", f.display()))?;
+        if path.is_dir() {
+            anyhow::bail!(
+                "cannot inspect {}: it is a folder; use `infoledger-agent scan` for folders",
+                f.display()
+            );
+        }
+        paths.push(path);
+    }
+    let Some(loaded) = load_bundle(&args.bundle, "")? else {
+        return Ok(EXIT_USAGE);
+    };
+    let inspector = crate::facts::Inspector::new(&loaded.bundle);
+    let mut names = crate::facts::NameCache::default();
+    let mut all_read = true;
+    let files: Vec<InspectedFile> = paths
+        .into_iter()
+        .map(|path| match inspector.inspect_fully(&path, &mut names) {
+            Ok(g) => InspectedFile {
+                path,
+                facts: Some(g.facts),
+                format: g.format,
+                errors: g.errors,
+            },
+            Err(e) => {
+                all_read = false;
+                InspectedFile {
+                    path,
+                    facts: None,
+                    format: None,
+                    errors: vec![e.to_string()],
+                }
+            }
+        })
+        .collect();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let policy = &loaded.bundle.policy;
+    match args.format {
+        InspectFormat::Text => report::inspection::write_text(&files, policy, &mut out),
+        InspectFormat::Json => report::inspection::write_json(&files, policy, &mut out),
+    }
+    .context("cannot write the report")?;
+    out.flush().context("cannot write the report")?;
+    Ok(if all_read { EXIT_OK } else { EXIT_FINDINGS })
 }

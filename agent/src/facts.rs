@@ -1,16 +1,24 @@
-//! Gathering a file's facts: metadata, owner and group names, labels from extended attributes and
-//! markings, and the encryption verdict, reading at most a bounded prefix of the file.
+//! Gathering a file's facts: metadata, owner and group names, labels from extended attributes,
+//! embedded label metadata and markings, and the encryption verdict.
+//!
+//! Reading a file's body is the expensive part of a scan, so [`Inspector::gather`] decides from
+//! the name, the extended attributes and the ledger whether the body can matter at all, and reads
+//! it (a bounded amount, through [`inspect`]) only then. [`Inspector::inspect_fully`] always reads.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::{File, Metadata};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use infoledger_policies::{DetectedLabel, FileFacts, LabelSource, Policy, Principal};
+use infoledger_policies::{
+    Bundle, DetectedLabel, EncryptionRequirement, EncryptionVerdict, FileFacts, LabelSource, Level,
+    Principal,
+};
 use xattr::FileExt;
 
-use crate::inspect::{self, marking, HEAD_BYTES};
+use crate::inspect::{self, marking, source::FileSource, Bounded, FileFormat, HEAD_BYTES};
 
 /// Extended attribute holding a file's label, set by people or tools (`setfattr`).
 pub const LABEL_XATTR: &str = "user.infoledger.label";
@@ -18,6 +26,45 @@ pub const LABEL_XATTR: &str = "user.infoledger.label";
 pub const ASSET_XATTR: &str = "user.infoledger.asset";
 /// Longest extended-attribute value taken into account.
 const MAX_XATTR: usize = 256;
+
+/// Extensions of formats that can carry embedded labels.
+const LABEL_CARRIERS: &[&str] = &[
+    "docx", "docm", "dotx", "dotm", "xlsx", "xlsm", "xltx", "xltm", "xlsb", "pptx", "pptm", "potx",
+    "potm", "ppsx", "ppsm", "vsdx", "vsdm", "doc", "dot", "xls", "xlt", "ppt", "pot", "pps", "msg",
+    "pdf", "eml", "pfile", "ptxt", "ppdf",
+];
+
+/// Extensions of text files that may carry a marking banner.
+const TEXT_FILES: &[&str] = &[
+    "txt",
+    "text",
+    "md",
+    "markdown",
+    "csv",
+    "tsv",
+    "json",
+    "yaml",
+    "yml",
+    "xml",
+    "html",
+    "htm",
+    "log",
+    "ini",
+    "conf",
+    "cfg",
+    "toml",
+    "sql",
+    "rst",
+    "tex",
+    "adoc",
+    "properties",
+    "env",
+    "rtf",
+    "asc",
+];
+
+/// Files without an extension are read (they are often text: README, notes) up to this size.
+const MAX_EXTENSIONLESS: u64 = 1024 * 1024;
 
 /// Why a file's facts could not be gathered.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +130,17 @@ impl NameCache {
     }
 }
 
+/// What gathering found besides the facts themselves.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// The facts evaluation works on.
+    pub facts: FileFacts,
+    /// The detected format, when the body was read.
+    pub format: Option<String>,
+    /// Problems met while inspecting (malformed structures, exhausted budgets).
+    pub errors: Vec<String>,
+}
+
 /// Opens a file for inspection without changing its access time when the kernel allows that,
 /// and without blocking if it was swapped for a FIFO.
 fn open_for_inspection(path: &Path) -> io::Result<File> {
@@ -100,15 +158,9 @@ fn open_for_inspection(path: &Path) -> io::Result<File> {
     }
 }
 
-fn read_head(file: &mut File, limit: usize) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(limit.min(HEAD_BYTES));
-    file.take(limit as u64).read_to_end(&mut head)?;
-    Ok(head)
-}
-
-fn xattr_text(file: &File, name: &str) -> Option<String> {
-    // Unsupported filesystems and absent attributes both mean: no value.
-    let raw = file.get_xattr(name).ok().flatten()?;
+/// Validates an extended-attribute value: short UTF-8 text without control characters.
+fn xattr_text(raw: Option<Vec<u8>>) -> Option<String> {
+    let raw = raw?;
     if raw.is_empty() || raw.len() > MAX_XATTR {
         return None;
     }
@@ -116,58 +168,233 @@ fn xattr_text(file: &File, name: &str) -> Option<String> {
     (!text.is_empty() && !text.chars().any(char::is_control)).then(|| text.to_string())
 }
 
-/// Gathers the facts of the regular file at `path`, whose `lstat` metadata the walk already has.
-pub fn gather(
-    path: &Path,
-    listed: &Metadata,
-    policy: &Policy,
-    markings: &[String],
-    names: &mut NameCache,
-) -> Result<FileFacts, FactsError> {
-    let mut file = open_for_inspection(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(FactsError::NotRegular);
-    }
-    if meta.dev() != listed.dev() || meta.ino() != listed.ino() {
-        // Replaced between listing and opening: inspect what is there now.
-        tracing::debug!(path = %path.display(), "file replaced during scan");
-    }
-    let head = read_head(&mut file, HEAD_BYTES)?;
-    let mut labels = Vec::new();
-    if let Some(value) = xattr_text(&file, LABEL_XATTR) {
-        labels.push(DetectedLabel {
-            name: Some(value),
-            detail: Some(LABEL_XATTR.to_string()),
-            ..DetectedLabel::new(LabelSource::Xattr)
-        });
-    }
-    let hits = marking::find_markings(&head, markings);
-    // The strongest marking speaks for the file; weaker ones on the same page add nothing.
-    let levels = policy.markings();
-    if let Some(hit) = hits
-        .iter()
-        .max_by_key(|h| levels.get(h.index).map(|(_, l)| *l))
-    {
-        if let Some((_, level)) = levels.get(hit.index) {
-            labels.push(DetectedLabel {
-                name: Some(policy.label(*level).name.clone()),
-                detail: Some(format!("marking \"{}\" on line {}", hit.marking, hit.line)),
-                ..DetectedLabel::new(LabelSource::Marking)
-            });
+/// The infoledger attributes of a file: (label, asset).
+#[derive(Debug, Default)]
+struct Attributes {
+    label: Option<String>,
+    asset: Option<String>,
+}
+
+/// Reads the attributes by path (without opening the file): one listing, then only the values
+/// that exist. Filesystems without extended attributes simply have none.
+fn attributes_by_path(path: &Path) -> Result<Attributes, FactsError> {
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(FactsError::Vanished),
+        Err(_) => return Ok(Attributes::default()),
+    };
+    let mut attrs = Attributes::default();
+    for name in names {
+        let slot = if name == OsStr::new(LABEL_XATTR) {
+            &mut attrs.label
+        } else if name == OsStr::new(ASSET_XATTR) {
+            &mut attrs.asset
+        } else {
+            continue;
+        };
+        match xattr::get(path, &name) {
+            Ok(v) => *slot = xattr_text(v),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(FactsError::Unreadable(e))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(FactsError::Vanished),
+            Err(_) => {}
         }
     }
-    Ok(FileFacts {
-        path: path.to_path_buf(),
-        owner: names.user(meta.uid()),
-        group: names.group(meta.gid()),
-        mode: meta.mode() & 0o7777,
-        size: meta.size(),
-        mtime: meta.mtime(),
-        labels,
-        asset_hint: xattr_text(&file, ASSET_XATTR),
-        encryption: inspect::encryption_from_head(&head, meta.size()),
-    })
+    Ok(attrs)
+}
+
+/// Reads the attributes through an open descriptor.
+fn attributes_of(file: &File) -> Attributes {
+    Attributes {
+        label: xattr_text(file.get_xattr(LABEL_XATTR).ok().flatten()),
+        asset: xattr_text(file.get_xattr(ASSET_XATTR).ok().flatten()),
+    }
+}
+
+/// Gathers facts for files, with what the bundle says about which bodies are worth reading.
+#[derive(Debug)]
+pub struct Inspector<'b> {
+    bundle: &'b Bundle,
+    markings: Vec<String>,
+    marking_levels: Vec<Level>,
+    budget: u64,
+}
+
+impl<'b> Inspector<'b> {
+    /// An inspector for `bundle` with the default per-file read budget.
+    pub fn new(bundle: &'b Bundle) -> Self {
+        let (markings, marking_levels) = bundle.policy.markings().into_iter().unzip();
+        Inspector {
+            bundle,
+            markings,
+            marking_levels,
+            budget: inspect::source::DEFAULT_BUDGET,
+        }
+    }
+
+    fn label_requires_encryption(&self, name: &str) -> bool {
+        let label = DetectedLabel {
+            name: Some(name.to_string()),
+            ..DetectedLabel::new(LabelSource::Xattr)
+        };
+        let level = self.bundle.policy.resolve(&label).level;
+        self.bundle.policy.label(level).encryption == EncryptionRequirement::Required
+    }
+
+    /// Whether the body of a file can change its findings.
+    ///
+    /// It can when the file's format can carry a label (Office, PDF, e-mail, protected files),
+    /// when it is text and the policy has markings, and whenever its asset or its attribute label
+    /// requires encryption (then the verdict matters whatever the format).
+    fn body_matters(&self, path: &Path, size: u64, attrs: &Attributes) -> bool {
+        if size == 0 {
+            return false;
+        }
+        let name = path
+            .file_name()
+            .map(OsStr::to_string_lossy)
+            .unwrap_or_default();
+        match inspect::sniff::extension(&name) {
+            Some(ext) if LABEL_CARRIERS.contains(&ext.as_str()) => return true,
+            Some(ext) if !self.markings.is_empty() && TEXT_FILES.contains(&ext.as_str()) => {
+                return true
+            }
+            None if !self.markings.is_empty() && size <= MAX_EXTENSIONLESS => return true,
+            _ => {}
+        }
+        let ledger = &self.bundle.ledger;
+        let asset = attrs
+            .asset
+            .as_deref()
+            .and_then(|id| ledger.get(id))
+            .or_else(|| ledger.asset_at(path));
+        asset.is_some_and(|a| a.requires_encryption(&self.bundle.policy))
+            || attrs
+                .label
+                .as_deref()
+                .is_some_and(|l| self.label_requires_encryption(l))
+    }
+
+    /// Gathers a file's facts for a scan, reading its body only when it can matter.
+    ///
+    /// `listed` is the file's `lstat` metadata.
+    pub fn gather(
+        &self,
+        path: &Path,
+        listed: &Metadata,
+        names: &mut NameCache,
+    ) -> Result<Gathered, FactsError> {
+        let attrs = attributes_by_path(path)?;
+        if !self.body_matters(path, listed.size(), &attrs) {
+            let encryption = if listed.size() == 0 {
+                EncryptionVerdict::new(infoledger_policies::EncryptionStatus::Plaintext, "empty")
+            } else {
+                EncryptionVerdict::default()
+            };
+            return Ok(Gathered {
+                facts: self.facts(path, listed, attrs, Vec::new(), encryption, names),
+                format: None,
+                errors: Vec::new(),
+            });
+        }
+        self.read_body(path, Some(listed), names)
+    }
+
+    /// Gathers a file's facts reading its body whatever its name (the `inspect` command).
+    pub fn inspect_fully(
+        &self,
+        path: &Path,
+        names: &mut NameCache,
+    ) -> Result<Gathered, FactsError> {
+        self.read_body(path, None, names)
+    }
+
+    fn read_body(
+        &self,
+        path: &Path,
+        listed: Option<&Metadata>,
+        names: &mut NameCache,
+    ) -> Result<Gathered, FactsError> {
+        let file = open_for_inspection(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(FactsError::NotRegular);
+        }
+        if let Some(listed) = listed {
+            if meta.dev() != listed.dev() || meta.ino() != listed.ino() {
+                // Replaced between listing and opening: what is there now is what counts.
+                tracing::debug!(path = %path.display(), "file replaced during scan");
+            }
+        }
+        let attrs = attributes_of(&file);
+        let source = FileSource::new(&file, meta.size());
+        let bounded = Bounded::new(&source, self.budget);
+        let head = bounded.read_up_to(0, HEAD_BYTES).map_err(|e| match e {
+            inspect::InspectError::Io(io) => FactsError::from(io),
+            other => FactsError::Unreadable(io::Error::other(other.to_string())),
+        })?;
+        let name = path
+            .file_name()
+            .map(OsStr::to_string_lossy)
+            .unwrap_or_default();
+        let found = inspect::inspect(&bounded, &head, &name);
+        let mut labels = found.labels;
+        let format = inspect::sniff(&head, &name);
+        if matches!(format, FileFormat::Text | FileFormat::Email) {
+            labels.extend(self.marking_label(&head));
+        }
+        Ok(Gathered {
+            facts: self.facts(path, &meta, attrs, labels, found.encryption, names),
+            format: Some(found.format),
+            errors: found.errors,
+        })
+    }
+
+    /// The label of the strongest marking banner in a text file's head, if any.
+    fn marking_label(&self, head: &[u8]) -> Option<DetectedLabel> {
+        let hits = marking::find_markings(head, &self.markings);
+        let hit = hits
+            .iter()
+            .max_by_key(|h| self.marking_levels.get(h.index).copied())?;
+        let level = *self.marking_levels.get(hit.index)?;
+        Some(DetectedLabel {
+            name: Some(self.bundle.policy.label(level).name.clone()),
+            detail: Some(format!("marking \"{}\" on line {}", hit.marking, hit.line)),
+            ..DetectedLabel::new(LabelSource::Marking)
+        })
+    }
+
+    fn facts(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        attrs: Attributes,
+        embedded: Vec<DetectedLabel>,
+        encryption: EncryptionVerdict,
+        names: &mut NameCache,
+    ) -> FileFacts {
+        let mut labels = Vec::with_capacity(embedded.len() + 1);
+        if let Some(value) = attrs.label {
+            labels.push(DetectedLabel {
+                name: Some(value),
+                detail: Some(LABEL_XATTR.to_string()),
+                ..DetectedLabel::new(LabelSource::Xattr)
+            });
+        }
+        labels.extend(embedded);
+        FileFacts {
+            path: path.to_path_buf(),
+            owner: names.user(meta.uid()),
+            group: names.group(meta.gid()),
+            mode: meta.mode() & 0o7777,
+            size: meta.size(),
+            mtime: meta.mtime(),
+            labels,
+            asset_hint: attrs.asset,
+            encryption,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -188,19 +415,9 @@ mod tests {
 
     fn gather_path(p: &Path, listed: &Metadata) -> Result<FileFacts, FactsError> {
         let bundle = Bundle::example().unwrap();
-        let markings: Vec<String> = bundle
-            .policy
-            .markings()
-            .into_iter()
-            .map(|(m, _)| m)
-            .collect();
-        gather(
-            p,
-            listed,
-            &bundle.policy,
-            &markings,
-            &mut NameCache::default(),
-        )
+        Inspector::new(&bundle)
+            .gather(p, listed, &mut NameCache::default())
+            .map(|g| g.facts)
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! stops it: unreadable entries and files vanishing mid-scan are counted and listed.
 
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use infoledger_policies::{assess, Bundle, FileFacts, Finding};
 use serde::Serialize;
 use walkdir::WalkDir;
 
-use crate::facts::{self, FactsError, NameCache};
+use crate::facts::{FactsError, Inspector, NameCache};
 
 /// What to scan and how.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct ScanOptions {
     pub host: String,
     /// The time deadlines are judged at.
     pub now: DateTime<Utc>,
+    /// Worker threads; `None` means one per CPU.
+    pub threads: Option<usize>,
 }
 
 /// One file with findings.
@@ -32,6 +35,8 @@ pub struct ScanOptions {
 pub struct FileResult {
     /// The facts the findings were decided on.
     pub facts: FileFacts,
+    /// The detected format, when the body was read.
+    pub format: Option<String>,
     /// Its findings.
     pub findings: Vec<Finding>,
 }
@@ -146,20 +151,70 @@ pub fn resolve_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, ScanSetupError> 
         .collect()
 }
 
-/// Runs a scan.
+/// How many paths a worker takes at once: large enough to keep channel traffic low, small
+/// enough to spread a small tree over the workers.
+const BATCH: usize = 128;
+
+/// What one worker collected.
+#[derive(Default)]
+struct Partial {
+    results: Vec<FileResult>,
+    problems: Vec<ScanProblem>,
+    files: u64,
+    skipped: u64,
+    unreadable: u64,
+}
+
+/// Runs a scan: this thread walks, `opts.threads` workers gather facts and evaluate.
 pub fn scan(bundle: &Bundle, opts: &ScanOptions) -> Result<ScanReport, ScanSetupError> {
     let started = Instant::now();
     let roots = resolve_roots(&opts.roots)?;
     let excludes = Excludes::new(&opts.exclude)?;
-    let markings: Vec<String> = bundle
-        .policy
-        .markings()
-        .into_iter()
-        .map(|(m, _)| m)
-        .collect();
-    let mut names = NameCache::default();
+    let inspector = Inspector::new(bundle);
+    let workers = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 64);
     let mut report = ScanReport::default();
-    for root in &roots {
+    let (tx, rx) = mpsc::sync_channel::<Vec<PathBuf>>(workers * 4);
+    let rx = Mutex::new(rx);
+    let partials = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| s.spawn(|| work(&inspector, bundle, opts, &rx)))
+            .collect();
+        walk(&roots, &excludes, &tx, &mut report);
+        drop(tx);
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect::<Vec<_>>()
+    });
+    for p in partials {
+        report.results.extend(p.results);
+        report.problems.extend(p.problems);
+        report.summary.files += p.files;
+        report.summary.skipped += p.skipped;
+        report.summary.unreadable += p.unreadable;
+    }
+    // Workers finish in any order; output is by path so runs compare.
+    report
+        .results
+        .sort_by(|a, b| a.facts.path.cmp(&b.facts.path));
+    report.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    report.summary.findings = report.results.iter().map(|r| r.findings.len() as u64).sum();
+    report.summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(report)
+}
+
+/// Walks the roots, counting what is not a regular file and sending regular files in batches.
+fn walk(
+    roots: &[PathBuf],
+    excludes: &Excludes,
+    tx: &mpsc::SyncSender<Vec<PathBuf>>,
+    report: &mut ScanReport,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    for root in roots {
         let walk = WalkDir::new(root)
             .follow_links(false)
             .sort_by_file_name()
@@ -195,49 +250,90 @@ pub fn scan(bundle: &Bundle, opts: &ScanOptions) -> Result<ScanReport, ScanSetup
                 report.summary.skipped += 1;
                 continue;
             }
-            inspect_entry(
-                bundle,
-                opts,
-                entry.path(),
-                &markings,
-                &mut names,
-                &mut report,
-            );
+            batch.push(entry.into_path());
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.send(full).is_err() {
+                    return;
+                }
+            }
         }
     }
-    report.summary.findings = report.results.iter().map(|r| r.findings.len() as u64).sum();
-    report.summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(report)
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+}
+
+fn work(
+    inspector: &Inspector<'_>,
+    bundle: &Bundle,
+    opts: &ScanOptions,
+    rx: &Mutex<mpsc::Receiver<Vec<PathBuf>>>,
+) -> Partial {
+    let mut names = NameCache::default();
+    let mut partial = Partial::default();
+    loop {
+        // A poisoned lock means another worker panicked; that panic is re-raised on join.
+        let batch = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return partial,
+        };
+        let Ok(batch) = batch else {
+            return partial;
+        };
+        for path in batch {
+            inspect_entry(inspector, bundle, opts, path, &mut names, &mut partial);
+        }
+    }
 }
 
 fn inspect_entry(
+    inspector: &Inspector<'_>,
     bundle: &Bundle,
     opts: &ScanOptions,
-    path: &Path,
-    markings: &[String],
+    path: PathBuf,
     names: &mut NameCache,
-    report: &mut ScanReport,
+    partial: &mut Partial,
 ) {
-    let listed = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(_) => {
-            report.summary.skipped += 1;
+    let listed = match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => {
+            partial.skipped += 1;
+            return;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            partial.skipped += 1;
+            return;
+        }
+        Err(e) => {
+            partial.unreadable += 1;
+            partial.problems.push(ScanProblem {
+                path,
+                error: e.to_string(),
+            });
             return;
         }
     };
-    match facts::gather(path, &listed, &bundle.policy, markings, names) {
-        Ok(facts) => {
-            report.summary.files += 1;
-            let findings = assess(bundle, &facts, opts.now, &opts.host).findings;
+    match inspector.gather(&path, &listed, names) {
+        Ok(gathered) => {
+            partial.files += 1;
+            for error in &gathered.errors {
+                tracing::debug!(path = %path.display(), %error, "inspection problem");
+            }
+            let findings = assess(bundle, &gathered.facts, opts.now, &opts.host).findings;
             if !findings.is_empty() {
-                report.results.push(FileResult { facts, findings });
+                partial.results.push(FileResult {
+                    facts: gathered.facts,
+                    format: gathered.format,
+                    findings,
+                });
             }
         }
-        Err(FactsError::Vanished | FactsError::NotRegular) => report.summary.skipped += 1,
+        Err(FactsError::Vanished | FactsError::NotRegular) => partial.skipped += 1,
         Err(FactsError::Unreadable(e)) => {
-            report.summary.unreadable += 1;
-            report.problems.push(ScanProblem {
-                path: path.to_path_buf(),
+            partial.unreadable += 1;
+            partial.problems.push(ScanProblem {
+                path,
                 error: e.to_string(),
             });
         }

@@ -1,5 +1,6 @@
 //! Rendering scan results: `text` for people, `json` for scripts, `sarif` for code-scanning UIs.
 
+pub mod inspection;
 pub mod json;
 pub mod sarif;
 pub mod text;
