@@ -280,6 +280,7 @@ fn run_inspect(args: &InspectArgs) -> anyhow::Result<u8> {
                 facts: Some(g.facts),
                 format: g.format,
                 errors: g.errors,
+                notes: g.notes,
             },
             Err(e) => {
                 all_read = false;
@@ -288,6 +289,7 @@ fn run_inspect(args: &InspectArgs) -> anyhow::Result<u8> {
                     facts: None,
                     format: None,
                     errors: vec![e.to_string()],
+                    notes: Vec::new(),
                 }
             }
         })

@@ -137,8 +137,10 @@ pub struct Gathered {
     pub facts: FileFacts,
     /// The detected format, when the body was read.
     pub format: Option<String>,
-    /// Problems met while inspecting (malformed structures, exhausted budgets).
+    /// Why inspection could not finish (malformed structures, exhausted budgets).
     pub errors: Vec<String>,
+    /// Remarks of inspection that did not stop it.
+    pub notes: Vec<String>,
 }
 
 /// Opens a file for inspection without changing its access time when the kernel allows that,
@@ -296,6 +298,7 @@ impl<'b> Inspector<'b> {
                 facts: self.facts(path, listed, attrs, Vec::new(), encryption, names),
                 format: None,
                 errors: Vec::new(),
+                notes: Vec::new(),
             });
         }
         self.read_body(path, Some(listed), names)
@@ -348,6 +351,7 @@ impl<'b> Inspector<'b> {
             facts: self.facts(path, &meta, attrs, labels, found.encryption, names),
             format: Some(found.format),
             errors: found.errors,
+            notes: found.notes,
         })
     }
 

@@ -49,8 +49,11 @@ pub struct Inspection {
     pub labels: Vec<DetectedLabel>,
     /// Encryption verdict with the scheme that decided it.
     pub encryption: EncryptionVerdict,
-    /// Problems met: malformed structures, exhausted budgets.
+    /// Why inspection could not finish (malformed structure, exhausted budget): the verdict is
+    /// then `unknown` and only what was read before counts.
     pub errors: Vec<String>,
+    /// Remarks that did not stop inspection (a part too large to read, a flag that lied).
+    pub notes: Vec<String>,
 }
 
 /// Inspects a file given its first bytes, its name and bounded access to all of it.
@@ -75,10 +78,7 @@ pub fn inspect(src: &Bounded<'_>, head: &[u8], name: &str) -> Inspection {
         FileFormat::Unknown => Ok(Evidence::default()),
     };
     let (evidence, errors) = match result {
-        Ok(e) => {
-            let notes = e.notes.clone();
-            (e, notes)
-        }
+        Ok(e) => (e, Vec::new()),
         Err(err) => (Evidence::default(), vec![err.to_string()]),
     };
     Inspection {
@@ -86,6 +86,7 @@ pub fn inspect(src: &Bounded<'_>, head: &[u8], name: &str) -> Inspection {
         labels: evidence.labels,
         encryption: evidence.encryption.unwrap_or_default(),
         errors,
+        notes: evidence.notes,
     }
 }
 

@@ -17,6 +17,8 @@ pub struct InspectedFile {
     pub format: Option<String>,
     /// Problems: unreadable file, malformed structures.
     pub errors: Vec<String>,
+    /// Remarks that did not stop inspection.
+    pub notes: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -55,6 +57,7 @@ struct JsonFile<'a> {
     mode: Option<String>,
     size: Option<u64>,
     errors: &'a [String],
+    notes: &'a [String],
 }
 
 fn principal(p: &Principal) -> String {
@@ -100,6 +103,7 @@ fn json_file<'a>(f: &'a InspectedFile, policy: &'a Policy) -> JsonFile<'a> {
         mode: facts.map(|f| format!("{:04o}", f.mode)),
         size: facts.map(|f| f.size),
         errors: &f.errors,
+        notes: &f.notes,
     }
 }
 
@@ -178,6 +182,9 @@ pub fn write_text(files: &[InspectedFile], policy: &Policy, out: &mut dyn Write)
         }
         for e in &f.errors {
             writeln!(out, "  error:      {e}")?;
+        }
+        for n in &f.notes {
+            writeln!(out, "  note:       {n}")?;
         }
     }
     Ok(())
