@@ -28,10 +28,11 @@ fn parse_bool(v: &str) -> Option<bool> {
 /// Splits `MSIP_Label_<guid>_<Field>` into the GUID (lowercase, braces removed) and the field.
 fn split_msip_key(key: &str) -> Option<(String, &str)> {
     let prefix = "msip_label_";
-    if key.len() <= prefix.len() || !key[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        return None;
-    }
-    let rest = &key[prefix.len()..];
+    // `get` rather than slicing: a multi-byte character may straddle the prefix's end.
+    let rest = match (key.get(..prefix.len()), key.get(prefix.len()..)) {
+        (Some(p), Some(rest)) if p.eq_ignore_ascii_case(prefix) && !rest.is_empty() => rest,
+        _ => return None,
+    };
     let (guid, field) = rest.split_once('_')?;
     let guid = guid
         .trim_matches(|c| c == '{' || c == '}')
@@ -327,6 +328,22 @@ mod tests {
             assert!(
                 parse_label_info(bad.as_bytes(), LabelSource::LabelInfo).is_err(),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_ascii_keys_never_panic() {
+        for key in [
+            "MSIP_Labe\u{242EE}_x",
+            "é",
+            "MSIP_Label_",
+            "MSIP_Label_é_Enabled",
+            "MSIP_Label_{}_",
+        ] {
+            assert!(
+                labels_from_properties([(key, "true")], LabelSource::PdfInfo).is_empty(),
+                "{key}"
             );
         }
     }
