@@ -617,3 +617,110 @@ fn help_documents_exit_codes_and_formats() {
     let out = run(Command::new(AGENT).arg("frobnicate"));
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Runs a fixture tool, failing with the package to install when it is missing.
+fn tool(program: &str, args: &[&std::ffi::OsStr], package: &str) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{program}` ({e}); install {package} (.ci/run does)")
+        });
+    assert!(
+        out.status.success(),
+        "`{program}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn scan_reports_real_labeled_office_and_pdf_files() {
+    use infoledger_tests::formats::{labeled_pdf, office_document, MipLabel, OfficeKind};
+    let confidential = MipLabel {
+        id: "3b2e8c11-7d4a-4f6b-9c0d-1e2f3a4b5c6d",
+        tenant: "0b1c2d3e-0000-4000-8000-000000000001",
+    };
+    let f = fixture("office-pdf");
+    let t = &f.tree;
+    let docx = office_document(OfficeKind::Word, Some(confidential), true).unwrap();
+    let xlsx = office_document(OfficeKind::Excel, Some(confidential), false).unwrap();
+    let pdf = labeled_pdf(Some(confidential));
+    t.file("home/dev/Downloads/forecast.docx", &docx).unwrap();
+    t.file("home/dev/Downloads/export.pdf", &pdf).unwrap();
+    t.file("srv/projects/acme/customers.xlsx", &xlsx).unwrap();
+    t.file("srv/projects/acme/contract.pdf", &pdf).unwrap();
+    // The same documents, encrypted by real tools, are compliant inside ACME.
+    let plain_pdf = t.file("work/plain.pdf", &pdf).unwrap();
+    let protected_pdf = t.path("srv/projects/acme/protected.pdf");
+    tool(
+        "qpdf",
+        &[
+            "--encrypt".as_ref(),
+            "".as_ref(),
+            "owner-secret".as_ref(),
+            "256".as_ref(),
+            "--".as_ref(),
+            plain_pdf.as_os_str(),
+            protected_pdf.as_os_str(),
+        ],
+        "qpdf",
+    );
+    let plain_docx = t.file("work/plain.docx", &docx).unwrap();
+    let protected_docx = t.path("srv/projects/acme/protected.docx");
+    tool(
+        "msoffcrypto-tool",
+        &[
+            "-e".as_ref(),
+            "-p".as_ref(),
+            "secret".as_ref(),
+            plain_docx.as_os_str(),
+            protected_docx.as_os_str(),
+        ],
+        "the PyPI package msoffcrypto-tool",
+    );
+    for p in [&protected_pdf, &protected_docx] {
+        chmod(p, 0o600).unwrap();
+    }
+    std::fs::remove_dir_all(t.path("work")).unwrap();
+
+    let out = run(scan_cmd(&f, Command::new(AGENT))
+        .args(["--format", "json"])
+        .arg(t.root()));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json_of(&out);
+    assert_eq!(
+        kinds_by_path(&doc, t.root()),
+        [
+            ("home/dev/Downloads/export.pdf", "misplaced"),
+            ("home/dev/Downloads/forecast.docx", "misplaced"),
+            ("srv/projects/acme/contract.pdf", "unencrypted"),
+            ("srv/projects/acme/customers.xlsx", "unencrypted"),
+        ]
+        .map(|(p, k)| (p.to_string(), k.to_string()))
+        .to_vec(),
+        "{doc:#}"
+    );
+    for finding in doc["findings"].as_array().unwrap() {
+        // The label came from the documents' Purview metadata, mapped by label id.
+        assert_eq!(finding["label"], "confidential", "{finding}");
+    }
+    let unencrypted = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("customers.xlsx"))
+        .unwrap();
+    assert!(
+        unencrypted["message"]
+            .as_str()
+            .unwrap()
+            .contains("label-info"),
+        "{unencrypted}"
+    );
+    assert_eq!(doc["summary"]["files"], 6);
+}

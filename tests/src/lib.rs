@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
 
+pub mod formats;
+
 /// The extended attribute that carries a file's label.
 pub const LABEL_XATTR: &str = "user.infoledger.label";
 /// The extended attribute that names a file's asset.
