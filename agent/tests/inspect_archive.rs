@@ -310,13 +310,25 @@ fn sevenz_malformed_archives_are_errors_not_verdicts() {
     far[8..12].copy_from_slice(&crc.to_le_bytes());
     let i = inspect_bytes(&far, "far.7z");
     assert_eq!(i.encryption.status, EncryptionStatus::Unknown, "{i:?}");
-    assert!(i.errors.iter().any(|e| e.contains("next header")), "{i:?}");
+    assert!(
+        i.errors
+            .iter()
+            .chain(&i.notes)
+            .any(|e| e.contains("next header")),
+        "{i:?}"
+    );
     // A corrupted next header is noticed by its CRC.
     let mut flipped = f.stored_header_plain.clone();
     let last = flipped.len() - 2;
     flipped[last] ^= 0x40;
     let i = inspect_bytes(&flipped, "flipped.7z");
-    assert!(i.errors.iter().any(|e| e.contains("crc mismatch")), "{i:?}");
+    assert!(
+        i.errors
+            .iter()
+            .chain(&i.notes)
+            .any(|e| e.contains("crc mismatch")),
+        "{i:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,13 +607,16 @@ fn rar5_malformed_archives_are_errors_or_unknown() {
     bad_field.extend(rar5_block(&[0xFF; 12], &[]));
     let i = inspect_bytes(&bad_field, "field.rar");
     assert_eq!(i.encryption.status, EncryptionStatus::Unknown, "{i:?}");
-    assert!(i.errors.iter().any(|e| e.contains("vint")), "{i:?}");
+    assert!(
+        i.errors.iter().chain(&i.notes).any(|e| e.contains("vint")),
+        "{i:?}"
+    );
     // Truncated in the last file's data: the walk cannot know what follows.
     let mut cut = rar5_archive(&[("a.txt", SECRET, true)]);
     cut.truncate(cut.len() - 20);
     let i = inspect_bytes(&cut, "cut.rar");
     assert_eq!(i.encryption.status, EncryptionStatus::Unknown, "{i:?}");
-    assert!(!i.errors.is_empty(), "{i:?}");
+    assert!(!i.notes.is_empty(), "{i:?}");
     // An endless chain of unknown blocks (type 9, "skip if unknown") and no end header: the
     // walk ends at its block bound or the read budget, quickly and without a verdict.
     let mut chain = RAR5_SIGNATURE.to_vec();
@@ -614,7 +629,13 @@ fn rar5_malformed_archives_are_errors_or_unknown() {
     let i = inspect_bytes(&chain, "chain.rar");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(i.encryption.status, EncryptionStatus::Unknown, "{i:?}");
-    assert!(i.errors.iter().any(|e| e.contains("walk stopped")), "{i:?}");
+    assert!(
+        i.errors
+            .iter()
+            .chain(&i.notes)
+            .any(|e| e.contains("walk stopped")),
+        "{i:?}"
+    );
     // A corrupted header is noted by its CRC while the verdict still stands.
     let mut flipped = f.rar5_plain.clone();
     let name_at = flipped
@@ -624,7 +645,13 @@ fn rar5_malformed_archives_are_errors_or_unknown() {
     flipped[name_at] = b'x';
     let i = inspect_bytes(&flipped, "flipped.rar");
     assert_eq!(i.encryption.status, EncryptionStatus::Plaintext, "{i:?}");
-    assert!(i.errors.iter().any(|e| e.contains("crc mismatch")), "{i:?}");
+    assert!(
+        i.errors
+            .iter()
+            .chain(&i.notes)
+            .any(|e| e.contains("crc mismatch")),
+        "{i:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -758,7 +785,7 @@ fn rar4_malformed_archives_are_errors_or_unknown() {
     let cut = &f.rar4_plain[..f.rar4_plain.len() - 12];
     let i = inspect_bytes(cut, "cut4.rar");
     assert_eq!(i.encryption.status, EncryptionStatus::Unknown, "{i:?}");
-    assert!(!i.errors.is_empty(), "{i:?}");
+    assert!(!i.notes.is_empty(), "{i:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -734,6 +734,7 @@ fn an_encryption_flag_on_readable_data_is_exposed_as_a_lie() {
     assert!(
         i.errors
             .iter()
+            .chain(&i.notes)
             .any(|e| e.contains("a.txt") && e.contains("readable")),
         "{:?}",
         i.errors
@@ -758,7 +759,10 @@ fn an_encryption_flag_on_readable_data_is_exposed_as_a_lie() {
     let i = run(&aes_claim, "a.zip");
     assert_verdict(&i, EncryptionStatus::Unknown, "zip");
     assert!(
-        i.errors.iter().any(|e| e.contains("0x9901")),
+        i.errors
+            .iter()
+            .chain(&i.notes)
+            .any(|e| e.contains("0x9901")),
         "{:?}",
         i.errors
     );
@@ -773,7 +777,10 @@ fn a_local_header_that_disagrees_with_encrypted_data_leaves_the_verdict_unknown(
     let i = run(&lying, "backup.zip");
     assert_verdict(&i, EncryptionStatus::Unknown, "zip");
     assert!(
-        i.errors.iter().any(|e| e.contains("local header")),
+        i.errors
+            .iter()
+            .chain(&i.notes)
+            .any(|e| e.contains("local header")),
         "{:?}",
         i.errors
     );
@@ -1088,7 +1095,10 @@ fn the_label_information_part_gives_labels_with_their_part() {
     let i = run(&ooxml(&dangling), "report.docx");
     assert!(i.labels.is_empty());
     assert!(
-        i.errors.iter().any(|e| e.contains("missing")),
+        i.errors
+            .iter()
+            .chain(&i.notes)
+            .any(|e| e.contains("missing")),
         "{:?}",
         i.errors
     );
@@ -1254,7 +1264,10 @@ fn a_package_with_encrypted_entries_is_judged_by_its_entries() {
     assert_eq!(i.format, "docx");
     assert_verdict(&i, EncryptionStatus::Encrypted, "zip-aes");
     assert!(
-        i.errors.iter().any(|e| e.contains("encrypted")),
+        i.errors
+            .iter()
+            .chain(&i.notes)
+            .any(|e| e.contains("encrypted")),
         "{:?}",
         i.errors
     );
@@ -1359,6 +1372,7 @@ fn a_deflate_bomb_part_is_refused_and_the_rest_still_read() {
         assert!(
             i.errors
                 .iter()
+                .chain(&i.notes)
                 .any(|e| e.contains("docProps/custom.xml") && e.contains(why)),
             "{:?}",
             i.errors

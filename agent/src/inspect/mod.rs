@@ -69,7 +69,7 @@ pub fn inspect(src: &Bounded<'_>, head: &[u8], name: &str) -> Inspection {
         FileFormat::Rar4 => archive::inspect_rar4(src),
         FileFormat::PgpArmored => crypto::inspect_pgp_armored(head, src),
         FileFormat::PgpBinary => crypto::inspect_pgp_binary(src),
-        FileFormat::Age | FileFormat::AgeArmored => Ok(encrypted("age")),
+        FileFormat::Age | FileFormat::AgeArmored => crypto::inspect_age(src),
         FileFormat::Luks => crypto::inspect_luks(src),
         FileFormat::AnsibleVault => Ok(encrypted("ansible-vault")),
         FileFormat::Pfile => crypto::inspect_pfile(src),

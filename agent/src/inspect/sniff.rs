@@ -149,7 +149,8 @@ pub fn sniff(head: &[u8], name: &str) -> FileFormat {
     if head.starts_with(b"age-encryption.org/v1\n") {
         return FileFormat::Age;
     }
-    if head.starts_with(b".PFILE") || ext == Some("pfile") {
+    // Microsoft's RMS SDK writes the preamble in lower case; accept either.
+    if head.get(..6).is_some_and(|m| m.eq_ignore_ascii_case(b".pfile")) || ext == Some("pfile") {
         return FileFormat::Pfile;
     }
     // PDF readers accept the header anywhere in the first 1024 bytes.
