@@ -4,6 +4,7 @@
 //! the package, when it is missing. RAR archives cannot be made with free tools, so they are built
 //! byte by byte from rarlab's format descriptions (with real CRCs) and, where 7-Zip can list them,
 //! cross-checked with `7z l -slt`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,4 +1,5 @@
 //! End-to-end tests of `infoledger-agent inspect`: output shape, exit codes, provenance.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -29,11 +30,27 @@ fn json(out: &Output) -> Value {
 #[test]
 fn json_lists_labels_with_provenance_and_the_mapped_policy_label() {
     let t = tree("inspect-json");
-    let a = t.labeled("notes/plan.txt", "Highly Sensitive Customer Data", b"SECRET\nplan\n").unwrap();
+    let a = t
+        .labeled(
+            "notes/plan.txt",
+            "Highly Sensitive Customer Data",
+            b"SECRET\nplan\n",
+        )
+        .unwrap();
     set_xattr(&a, ASSET_XATTR, "ACME-2026").unwrap();
-    let b = t.labeled("notes/vendor.txt", "Vendor Special", b"hello\n").unwrap();
-    let out = run(Command::new(AGENT).args(["inspect", "--format", "json"]).arg(&a).arg(&b));
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let b = t
+        .labeled("notes/vendor.txt", "Vendor Special", b"hello\n")
+        .unwrap();
+    let out = run(Command::new(AGENT)
+        .args(["inspect", "--format", "json"])
+        .arg(&a)
+        .arg(&b));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = json(&out);
     let files = doc.as_array().unwrap();
     assert_eq!(files.len(), 2);
@@ -66,13 +83,21 @@ fn json_lists_labels_with_provenance_and_the_mapped_policy_label() {
 #[test]
 fn text_output_names_format_label_and_encryption() {
     let t = tree("inspect-text");
-    let a = t.file("minutes.md", b"# Minutes\n\nCONFIDENTIAL\n").unwrap();
+    let a = t
+        .file("minutes.md", b"# Minutes\n\nCONFIDENTIAL\n")
+        .unwrap();
     let out = run(Command::new(AGENT).arg("inspect").arg(&a));
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("format:     text"), "{text}");
-    assert!(text.contains("label:      confidential from marking"), "{text}");
-    assert!(text.contains("marking \"CONFIDENTIAL\" on line 3"), "{text}");
+    assert!(
+        text.contains("label:      confidential from marking"),
+        "{text}"
+    );
+    assert!(
+        text.contains("marking \"CONFIDENTIAL\" on line 3"),
+        "{text}"
+    );
     assert!(text.contains("encryption: plaintext (text)"), "{text}");
 }
 
@@ -86,10 +111,18 @@ fn an_unreadable_file_is_listed_with_its_error_and_exits_1() {
         .args(["inspect", "--format", "json"])
         .arg(&ok)
         .arg(&locked));
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = json(&out);
     assert_eq!(doc[0]["errors"].as_array().unwrap().len(), 0);
-    assert!(doc[1]["errors"][0].as_str().unwrap().contains("Permission denied"));
+    assert!(doc[1]["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("Permission denied"));
     assert!(doc[1]["encryption"].is_null());
 }
 
@@ -111,8 +144,12 @@ fn missing_files_and_folders_are_usage_errors() {
 fn a_malformed_file_is_reported_not_a_crash() {
     let t = tree("inspect-malformed");
     // Looks like a ZIP, a PDF and an OLE file, but each is cut short.
-    let zip = t.file("broken.docx", b"PK\x03\x04\x14\x00\x00\x00").unwrap();
-    let pdf = t.file("broken.pdf", b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog").unwrap();
+    let zip = t
+        .file("broken.docx", b"PK\x03\x04\x14\x00\x00\x00")
+        .unwrap();
+    let pdf = t
+        .file("broken.pdf", b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog")
+        .unwrap();
     let ole = t
         .file("broken.doc", b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\x00\x00")
         .unwrap();
@@ -121,7 +158,12 @@ fn a_malformed_file_is_reported_not_a_crash() {
         .arg(&zip)
         .arg(&pdf)
         .arg(&ole));
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc = json(&out);
     for f in doc.as_array().unwrap() {
         assert_eq!(f["encryption"]["verdict"], "unknown", "{f:#}");

@@ -6,6 +6,7 @@
 //! when a tool is missing. Formats without a free tool (SOPS, Ansible Vault inline values, the
 //! RMS .pfile header, an rpmsg mail, PGP/MIME framing) are written from their documented text or
 //! byte layouts here.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

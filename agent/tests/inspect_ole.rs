@@ -9,6 +9,7 @@
 //! encryption or IRM, so those fixtures are built byte by byte from [MS-DOC], [MS-XLS], [MS-PPT],
 //! [MS-OFFCRYPTO] and [MS-OLEPS] and stored with the `cfb` crate's writer. A missing tool fails
 //! the test with the name of the package to install.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::io::{Cursor, Write};
 use std::path::PathBuf;

@@ -5,6 +5,7 @@
 //! public-key encryption dictionary and malformed files built by hand. Every encrypted case has
 //! a plain control. qpdf also validates the hand-written fixtures (`qpdf --check`) and is the
 //! oracle for "opens without a password" (`qpdf --requires-password`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

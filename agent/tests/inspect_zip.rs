@@ -3,6 +3,7 @@
 //! writer (OOXML packages, AES, Zip64), and from APPNOTE.TXT bytes where no tool writes the
 //! structure (PKWARE strong encryption, encrypted central directories, lying flags, bombs).
 //! Every encrypted case has a plain control built the same way.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};

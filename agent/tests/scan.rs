@@ -1,4 +1,5 @@
 //! End-to-end tests of `infoledger-agent scan` and `validate`: the real binary on trees built here.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -105,8 +106,7 @@ fn fixture(name: &str) -> Fixture {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run infoledger-agent");
-    out
+    cmd.output().expect("run infoledger-agent")
 }
 
 fn scan_cmd(f: &Fixture, program: Command) -> Command {

@@ -935,7 +935,7 @@ fn sevenz(src: &Bounded<'_>, notes: &mut Vec<String>) -> Result<EncryptionVerdic
 
 /// Inspects a 7z archive: an AES coder in the encoded header's folder means encrypted headers;
 /// otherwise the (decoded) header's folders are counted: all, some or none encrypted.
-pub(crate) fn inspect_7z(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
+pub fn inspect_7z(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
     let mut notes = Vec::new();
     let result = sevenz(src, &mut notes);
     finish(result, notes, "7z")
@@ -1186,7 +1186,7 @@ fn push_crc_note(notes: &mut Vec<String>, format: &str, mismatches: u64) {
 
 /// Inspects a RAR 5 archive: an archive encryption header means encrypted headers; otherwise
 /// file headers with a file encryption record are counted against all files that hold data.
-pub(crate) fn inspect_rar5(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
+pub fn inspect_rar5(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
     let mut notes = Vec::new();
     let result = rar5(src, &mut notes);
     finish(result, notes, "rar5")
@@ -1316,7 +1316,7 @@ fn read_rar4_header(src: &Bounded<'_>, offset: u64) -> Result<Vec<u8>, InspectEr
 
 /// Inspects a RAR 1.5–4 archive: the main header's encrypted-headers flag, else the file
 /// headers' password flags.
-pub(crate) fn inspect_rar4(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
+pub fn inspect_rar4(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
     let mut notes = Vec::new();
     let result = rar4(src, &mut notes);
     finish(result, notes, "rar4")

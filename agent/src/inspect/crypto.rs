@@ -470,7 +470,7 @@ fn pgp_evidence(message: PgpMessage, notes: Vec<String>) -> Evidence {
 }
 
 /// Inspects binary OpenPGP packets (a `.gpg`/`.pgp`/`.sig` file).
-pub(crate) fn inspect_pgp_binary(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
+pub fn inspect_pgp_binary(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
     let data = src.read_up_to(0, PGP_PREFIX)?;
     let complete = data.len() as u64 >= src.size();
     let message = classify_packets(&data, complete, 0)?;
@@ -613,10 +613,7 @@ fn classify_pgp_armor(text: &[u8]) -> Result<Evidence, InspectError> {
 
 /// Inspects an ASCII-armored OpenPGP file: decodes a bounded prefix of the armor and classifies
 /// the packets; a cleartext-signed message is readable text.
-pub(crate) fn inspect_pgp_armored(
-    _head: &[u8],
-    src: &Bounded<'_>,
-) -> Result<Evidence, InspectError> {
+pub fn inspect_pgp_armored(_head: &[u8], src: &Bounded<'_>) -> Result<Evidence, InspectError> {
     // Armor lines are at most 76 characters, so the armor headers and ARMOR_PREFIX characters of
     // base64 fit in this read.
     let text = src.read_up_to(0, ARMOR_PREFIX + 16 * 1024)?;
@@ -848,7 +845,7 @@ fn inspect_luks2(src: &Bounded<'_>, h: &[u8]) -> Result<Evidence, InspectError> 
 
 /// Inspects a LUKS volume header: LUKS1 names its cipher at fixed offsets; LUKS2 keeps it in the
 /// JSON metadata that follows the 4 KiB binary header.
-pub(crate) fn inspect_luks(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
+pub fn inspect_luks(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
     let h = src.read_up_to(0, LUKS2_BINARY_HEADER)?;
     if !h.starts_with(b"LUKS\xBA\xBE") {
         return Err(InspectError::malformed("luks magic"));
@@ -885,7 +882,7 @@ const PFILE_HEAD: usize = 64 * 1024;
 /// original size and the metadata offset and length. The content after the publishing license is
 /// encrypted with the content key the license protects, so a consistent header means the file is
 /// encrypted.
-pub(crate) fn inspect_pfile(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
+pub fn inspect_pfile(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
     let h = src.read_up_to(0, PFILE_HEAD)?;
     let size = src.size();
     let Some(preamble) = h.get(..6) else {
@@ -1358,7 +1355,7 @@ pub(crate) fn armored_blocks(text: &[u8], notes: &mut Vec<String>) -> (usize, us
 ///
 /// Only the first [`TEXT_CAP`] bytes are examined (plus the last 64 KiB for SOPS metadata):
 /// values beyond are not counted, and a note says so.
-pub(crate) fn inspect_text(src: &Bounded<'_>, name: &str) -> Result<Evidence, InspectError> {
+pub fn inspect_text(src: &Bounded<'_>, name: &str) -> Result<Evidence, InspectError> {
     let mut head_bytes = src.read_up_to(0, TEXT_CAP)?;
     let size = src.size();
     let mut notes = Vec::new();

@@ -327,7 +327,7 @@ fn decide(
 
 /// Inspects an e-mail message: labels from `msip_labels` header fields and the encryption
 /// verdict of its content.
-pub(crate) fn inspect_email(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
+pub fn inspect_email(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
     let head = src.read_up_to(0, HEADER_CAP)?;
     let (header, body_start) = split_header(&head);
     let mut notes = Vec::new();

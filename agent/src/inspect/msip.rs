@@ -90,16 +90,16 @@ where
                 "setdate" => label.set_date = text,
                 _ => {}
             }
-        } else if key.eq_ignore_ascii_case("Sensitivity")
-            || key.eq_ignore_ascii_case("bjDocumentSecurityLabel")
+        } else if (key.eq_ignore_ascii_case("Sensitivity")
+            || key.eq_ignore_ascii_case("bjDocumentSecurityLabel"))
+            && !value.is_empty()
+            && value.len() <= 256
         {
-            if !value.is_empty() && value.len() <= 256 {
-                labels.push(DetectedLabel {
-                    name: Some(value.to_string()),
-                    detail: Some(format!("property {key}")),
-                    ..DetectedLabel::new(LabelSource::VendorProperty)
-                });
-            }
+            labels.push(DetectedLabel {
+                name: Some(value.to_string()),
+                detail: Some(format!("property {key}")),
+                ..DetectedLabel::new(LabelSource::VendorProperty)
+            });
         }
     }
     labels

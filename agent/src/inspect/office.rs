@@ -58,7 +58,7 @@ const MAX_PROPERTY_STRING: usize = 64 * 1024;
 const MAX_PERSIST_DIRECTORY: usize = 64 * 1024;
 
 /// Inspects an OLE compound file: embedded labels, kind of document and encryption verdict.
-pub(crate) fn inspect_ole(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
+pub fn inspect_ole(src: &Bounded<'_>) -> Result<Evidence, InspectError> {
     let mut cf = CompoundFile::open(src)?;
     let mut notes = Vec::new();
     let properties = user_property_labels(&mut cf, &mut notes);

@@ -150,7 +150,11 @@ pub fn sniff(head: &[u8], name: &str) -> FileFormat {
         return FileFormat::Age;
     }
     // Microsoft's RMS SDK writes the preamble in lower case; accept either.
-    if head.get(..6).is_some_and(|m| m.eq_ignore_ascii_case(b".pfile")) || ext == Some("pfile") {
+    if head
+        .get(..6)
+        .is_some_and(|m| m.eq_ignore_ascii_case(b".pfile"))
+        || ext == Some("pfile")
+    {
         return FileFormat::Pfile;
     }
     // PDF readers accept the header anywhere in the first 1024 bytes.

@@ -1077,7 +1077,7 @@ pub fn read_entry(
 }
 
 /// Inspects a ZIP archive: per-entry encryption, and for OOXML packages the format and labels.
-pub(crate) fn inspect_zip(src: &Bounded<'_>, name: &str) -> Result<Evidence, InspectError> {
+pub fn inspect_zip(src: &Bounded<'_>, name: &str) -> Result<Evidence, InspectError> {
     let archive = match read_directory(src)? {
         Directory::Encrypted { detail } => {
             return Ok(Evidence {
