@@ -206,12 +206,31 @@ fn attributes_by_path(path: &Path) -> Result<Attributes, FactsError> {
     Ok(attrs)
 }
 
-/// Reads the attributes through an open descriptor.
+/// Reads the attributes through an open descriptor: one listing, then only the values that
+/// exist (most files have none).
 fn attributes_of(file: &File) -> Attributes {
-    Attributes {
-        label: xattr_text(file.get_xattr(LABEL_XATTR).ok().flatten()),
-        asset: xattr_text(file.get_xattr(ASSET_XATTR).ok().flatten()),
+    let mut attrs = Attributes::default();
+    let Ok(names) = file.list_xattr() else {
+        return attrs;
+    };
+    for name in names {
+        if name == OsStr::new(LABEL_XATTR) {
+            attrs.label = xattr_text(file.get_xattr(LABEL_XATTR).ok().flatten());
+        } else if name == OsStr::new(ASSET_XATTR) {
+            attrs.asset = xattr_text(file.get_xattr(ASSET_XATTR).ok().flatten());
+        }
     }
+    attrs
+}
+
+/// What a file's name says about reading its body.
+enum ByName {
+    /// A format that can carry a label.
+    Read,
+    /// No extension: read when small.
+    ReadIfSmall,
+    /// Read only when the verdict is needed.
+    Undecided,
 }
 
 /// Gathers facts for files, with what the bundle says about which bodies are worth reading.
@@ -244,27 +263,30 @@ impl<'b> Inspector<'b> {
         self.bundle.policy.label(level).encryption == EncryptionRequirement::Required
     }
 
-    /// Whether the body of a file can change its findings.
+    /// What the name alone says about reading a file's body.
     ///
-    /// It can when the file's format can carry a label (Office, PDF, e-mail, protected files),
-    /// when it is text and the policy has markings, and whenever its asset or its attribute label
-    /// requires encryption (then the verdict matters whatever the format).
-    fn body_matters(&self, path: &Path, size: u64, attrs: &Attributes) -> bool {
-        if size == 0 {
-            return false;
-        }
+    /// Formats that carry labels (Office, PDF, e-mail, protected files) are read, and text files
+    /// when the policy has markings; extension-less files (often text: README, notes) are read
+    /// when small. Anything else is read only when its verdict is needed (see
+    /// [`Self::needs_verdict`]).
+    fn by_name(&self, path: &Path) -> ByName {
         let name = path
             .file_name()
             .map(OsStr::to_string_lossy)
             .unwrap_or_default();
         match inspect::sniff::extension(&name) {
-            Some(ext) if LABEL_CARRIERS.contains(&ext.as_str()) => return true,
+            Some(ext) if LABEL_CARRIERS.contains(&ext.as_str()) => ByName::Read,
             Some(ext) if !self.markings.is_empty() && TEXT_FILES.contains(&ext.as_str()) => {
-                return true
+                ByName::Read
             }
-            None if !self.markings.is_empty() && size <= MAX_EXTENSIONLESS => return true,
-            _ => {}
+            None if !self.markings.is_empty() => ByName::ReadIfSmall,
+            _ => ByName::Undecided,
         }
+    }
+
+    /// Whether a file's encryption verdict matters whatever its format: its asset or its
+    /// attribute label requires encryption.
+    fn needs_verdict(&self, path: &Path, attrs: &Attributes) -> bool {
         let ledger = &self.bundle.ledger;
         let asset = attrs
             .asset
@@ -280,28 +302,23 @@ impl<'b> Inspector<'b> {
 
     /// Gathers a file's facts for a scan, reading its body only when it can matter.
     ///
-    /// `listed` is the file's `lstat` metadata.
-    pub fn gather(
-        &self,
-        path: &Path,
-        listed: &Metadata,
-        names: &mut NameCache,
-    ) -> Result<Gathered, FactsError> {
-        let attrs = attributes_by_path(path)?;
-        if !self.body_matters(path, listed.size(), &attrs) {
-            let encryption = if listed.size() == 0 {
-                EncryptionVerdict::new(infoledger_policies::EncryptionStatus::Plaintext, "empty")
-            } else {
-                EncryptionVerdict::default()
-            };
-            return Ok(Gathered {
-                facts: self.facts(path, listed, attrs, Vec::new(), encryption, names),
-                format: None,
-                errors: Vec::new(),
-                notes: Vec::new(),
-            });
+    /// A file whose body will be read is opened straight away and examined through its
+    /// descriptor (one path lookup); others cost an `lstat` and an attribute listing.
+    pub fn gather(&self, path: &Path, names: &mut NameCache) -> Result<Gathered, FactsError> {
+        match self.by_name(path) {
+            ByName::Read => return self.read_body(path, Some(u64::MAX), names),
+            ByName::ReadIfSmall => return self.read_body(path, Some(MAX_EXTENSIONLESS), names),
+            ByName::Undecided => {}
         }
-        self.read_body(path, Some(listed), names)
+        let listed = std::fs::symlink_metadata(path)?;
+        if !listed.is_file() {
+            return Err(FactsError::NotRegular);
+        }
+        let attrs = attributes_by_path(path)?;
+        if listed.size() > 0 && self.needs_verdict(path, &attrs) {
+            return self.read_body(path, None, names);
+        }
+        Ok(self.unread(path, &listed, attrs, names))
     }
 
     /// Gathers a file's facts reading its body whatever its name (the `inspect` command).
@@ -313,10 +330,33 @@ impl<'b> Inspector<'b> {
         self.read_body(path, None, names)
     }
 
+    /// Facts of a file whose body is not read.
+    fn unread(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        attrs: Attributes,
+        names: &mut NameCache,
+    ) -> Gathered {
+        let encryption = if meta.size() == 0 {
+            EncryptionVerdict::new(infoledger_policies::EncryptionStatus::Plaintext, "empty")
+        } else {
+            EncryptionVerdict::default()
+        };
+        Gathered {
+            facts: self.facts(path, meta, attrs, Vec::new(), encryption, names),
+            format: None,
+            errors: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Opens the file and inspects its body; with `only_up_to`, a file larger than that whose
+    /// verdict is not needed is left unread.
     fn read_body(
         &self,
         path: &Path,
-        listed: Option<&Metadata>,
+        only_up_to: Option<u64>,
         names: &mut NameCache,
     ) -> Result<Gathered, FactsError> {
         let file = open_for_inspection(path)?;
@@ -324,13 +364,12 @@ impl<'b> Inspector<'b> {
         if !meta.is_file() {
             return Err(FactsError::NotRegular);
         }
-        if let Some(listed) = listed {
-            if meta.dev() != listed.dev() || meta.ino() != listed.ino() {
-                // Replaced between listing and opening: what is there now is what counts.
-                tracing::debug!(path = %path.display(), "file replaced during scan");
-            }
-        }
         let attrs = attributes_of(&file);
+        let skip = meta.size() == 0
+            || only_up_to.is_some_and(|max| meta.size() > max && !self.needs_verdict(path, &attrs));
+        if skip {
+            return Ok(self.unread(path, &meta, attrs, names));
+        }
         let source = FileSource::new(&file, meta.size());
         let bounded = Bounded::new(&source, self.budget);
         let head = bounded.read_up_to(0, HEAD_BYTES).map_err(|e| match e {
@@ -343,8 +382,7 @@ impl<'b> Inspector<'b> {
             .unwrap_or_default();
         let found = inspect::inspect(&bounded, &head, &name);
         let mut labels = found.labels;
-        let format = inspect::sniff(&head, &name);
-        if matches!(format, FileFormat::Text | FileFormat::Email) {
+        if matches!(found.kind, FileFormat::Text | FileFormat::Email) {
             labels.extend(self.marking_label(&head));
         }
         Ok(Gathered {
@@ -419,8 +457,9 @@ mod tests {
 
     fn gather_path(p: &Path, listed: &Metadata) -> Result<FileFacts, FactsError> {
         let bundle = Bundle::example().unwrap();
+        let _ = listed;
         Inspector::new(&bundle)
-            .gather(p, listed, &mut NameCache::default())
+            .gather(p, &mut NameCache::default())
             .map(|g| g.facts)
     }
 

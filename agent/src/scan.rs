@@ -295,26 +295,7 @@ fn inspect_entry(
     names: &mut NameCache,
     partial: &mut Partial,
 ) {
-    let listed = match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_file() => m,
-        Ok(_) => {
-            partial.skipped += 1;
-            return;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            partial.skipped += 1;
-            return;
-        }
-        Err(e) => {
-            partial.unreadable += 1;
-            partial.problems.push(ScanProblem {
-                path,
-                error: e.to_string(),
-            });
-            return;
-        }
-    };
-    match inspector.gather(&path, &listed, names) {
+    match inspector.gather(&path, names) {
         Ok(gathered) => {
             partial.files += 1;
             for error in &gathered.errors {

@@ -1372,6 +1372,21 @@ pub fn inspect_text(src: &Bounded<'_>, name: &str) -> Result<Evidence, InspectEr
     } else {
         Vec::new()
     };
+    // Most text holds none of the constructs below; find that out with a few substring searches
+    // before decoding and parsing it.
+    const SIGNS: &[&[u8]] = &[
+        b"ENC[",
+        b"sops",
+        b"$ANSIBLE_VAULT",
+        b"!vault",
+        b"-----BEGIN",
+    ];
+    let any_sign = |b: &[u8]| SIGNS.iter().any(|s| memchr::memmem::find(b, s).is_some());
+    if !any_sign(&head_bytes) && !any_sign(&tail_bytes) {
+        let mut ev = super::plain("text");
+        ev.notes = notes;
+        return Ok(ev);
+    }
     let head = String::from_utf8_lossy(&head_bytes);
     let tail = String::from_utf8_lossy(&tail_bytes);
 

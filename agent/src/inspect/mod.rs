@@ -43,6 +43,8 @@ pub struct Evidence {
 /// Everything inspection found in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
+    /// The format family the sniffer chose.
+    pub kind: FileFormat,
     /// The detected format (`docx`, `pdf`, `zip`, `text`, …).
     pub format: String,
     /// Embedded labels (not xattrs or markings, which the caller adds).
@@ -82,6 +84,7 @@ pub fn inspect(src: &Bounded<'_>, head: &[u8], name: &str) -> Inspection {
         Err(err) => (Evidence::default(), vec![err.to_string()]),
     };
     Inspection {
+        kind: format,
         format: evidence.format.unwrap_or(format.as_str()).to_string(),
         labels: evidence.labels,
         encryption: evidence.encryption.unwrap_or_default(),

@@ -85,6 +85,13 @@ fn starts_with_skipping_bom(head: &[u8], prefix: &[u8]) -> bool {
 
 /// Whether the first bytes look like RFC 5322 header fields (`Name: value` lines).
 fn looks_like_email(head: &[u8]) -> bool {
+    // Cheap rejection first: the first line must be `Name: value` with a field name of
+    // printable characters and no space (RFC 5322 2.2), which most text files fail at once.
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    match first.iter().position(|&b| b == b':') {
+        Some(colon) if colon > 0 && first[..colon].iter().all(|b| b.is_ascii_graphic()) => {}
+        _ => return false,
+    }
     const FIELDS: &[&str] = &[
         "received:",
         "from:",
@@ -191,20 +198,20 @@ fn trim_ascii_start(b: &[u8]) -> &[u8] {
     &b[start..]
 }
 
-/// The offset of `needle` in `hay`.
+/// The offset of `needle` in `hay` (`None` for an empty needle).
 pub fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > hay.len() {
+    if needle.is_empty() {
         return None;
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
-/// The offset of the last occurrence of `needle` in `hay`.
+/// The offset of the last occurrence of `needle` in `hay` (`None` for an empty needle).
 pub fn memrfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > hay.len() {
+    if needle.is_empty() {
         return None;
     }
-    hay.windows(needle.len()).rposition(|w| w == needle)
+    memchr::memmem::rfind(hay, needle)
 }
 
 #[cfg(test)]
