@@ -371,11 +371,13 @@ impl<'b> Inspector<'b> {
             return Ok(self.unread(path, &meta, attrs, names));
         }
         let source = FileSource::new(&file, meta.size());
-        let bounded = Bounded::new(&source, self.budget);
-        let head = bounded.read_up_to(0, HEAD_BYTES).map_err(|e| match e {
-            inspect::InspectError::Io(io) => FactsError::from(io),
-            other => FactsError::Unreadable(io::Error::other(other.to_string())),
-        })?;
+        let head = Bounded::new(&source, HEAD_BYTES as u64)
+            .read_up_to(0, HEAD_BYTES)
+            .map_err(|e| match e {
+                inspect::InspectError::Io(io) => FactsError::from(io),
+                other => FactsError::Unreadable(io::Error::other(other.to_string())),
+            })?;
+        let bounded = Bounded::with_head(&source, self.budget, &head);
         let name = path
             .file_name()
             .map(OsStr::to_string_lossy)

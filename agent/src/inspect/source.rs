@@ -96,6 +96,8 @@ pub struct Bounded<'a> {
     inner: Inner<'a>,
     budget: u64,
     left: Cell<u64>,
+    /// The first bytes of the data, already read: reads inside them need no system call.
+    head: &'a [u8],
 }
 
 enum Inner<'a> {
@@ -128,6 +130,17 @@ impl<'a> Bounded<'a> {
             inner: Inner::Dyn(inner),
             budget,
             left: Cell::new(budget),
+            head: &[],
+        }
+    }
+
+    /// Like [`Bounded::new`], with the data's first bytes already read (`head` must be exactly
+    /// the bytes at offset 0): reads that fall inside them are served from memory, so a small
+    /// file is read from disk once however many parsers look at it.
+    pub fn with_head(inner: &'a dyn ReadAt, budget: u64, head: &'a [u8]) -> Self {
+        Bounded {
+            head,
+            ..Bounded::new(inner, budget)
         }
     }
 
@@ -137,6 +150,7 @@ impl<'a> Bounded<'a> {
             inner: Inner::Bytes(bytes),
             budget,
             left: Cell::new(budget),
+            head: &[],
         }
     }
 
@@ -169,6 +183,12 @@ impl<'a> Bounded<'a> {
         }
         let len = usize::try_from((size - offset).min(len as u64)).unwrap_or(len);
         self.charge(len)?;
+        if let Some(cached) = usize::try_from(offset)
+            .ok()
+            .and_then(|start| self.head.get(start..start.checked_add(len)?))
+        {
+            return Ok(cached.to_vec());
+        }
         let mut buf = vec![0; len];
         let n = self.inner.get().read_at(offset, &mut buf)?;
         buf.truncate(n);
@@ -245,6 +265,30 @@ mod tests {
             src.read_up_to(30, 30),
             Err(InspectError::Budget(50))
         ));
+    }
+
+    #[test]
+    fn reads_inside_the_head_come_from_memory() {
+        struct Counting<'d>(&'d [u8], std::cell::Cell<u32>);
+        impl ReadAt for Counting<'_> {
+            fn size(&self) -> u64 {
+                self.0.len() as u64
+            }
+            fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+                self.1.set(self.1.get() + 1);
+                (&self.0).read_at(offset, buf)
+            }
+        }
+        let data: Vec<u8> = (0..=255).collect();
+        let counting = Counting(&data, std::cell::Cell::new(0));
+        let src = Bounded::with_head(&counting, 1000, &data[..100]);
+        assert_eq!(src.read_up_to(10, 20).unwrap(), data[10..30].to_vec());
+        assert_eq!(src.read_exact(0, 100, "x").unwrap(), data[..100].to_vec());
+        assert_eq!(counting.1.get(), 0, "served from the head");
+        assert_eq!(src.spent(), 120, "still charged to the budget");
+        // Past the head the file is read.
+        assert_eq!(src.read_up_to(90, 20).unwrap(), data[90..110].to_vec());
+        assert_eq!(counting.1.get(), 1);
     }
 
     #[test]
