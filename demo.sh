@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 cargo build --quiet --bins
-exec target/debug/infoledger-demo
+exec cargo run --quiet --bin infoledger-demo

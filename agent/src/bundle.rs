@@ -20,7 +20,7 @@ pub struct BundleSource {
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,

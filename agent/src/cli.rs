@@ -1,4 +1,4 @@
-//! The command line: `scan` and `validate`, exit codes, and error printing.
+//! The command line: `scan`, `inspect` and `validate`, exit codes, and error printing.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ pub const EXIT_USAGE: u8 = 2;
     version,
     about = "Finds labeled files where they do not belong: misplaced, unencrypted, expired, overexposed, unregistered or mislabeled.",
     long_about = None,
-    after_help = "Exit status: 0 no findings at or above --fail-on, 1 findings, 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv"
+    after_help = "Exit status: scan: 0 no findings at or above --fail-on, 1 findings; inspect: 0 every file inspected, 1 some file unreadable; validate: 0 valid; all: 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,7 +40,7 @@ struct Cli {
 enum Command {
     /// Scan files and folders once and report findings.
     #[command(
-        after_help = "Labels come from the extended attribute user.infoledger.label (and user.infoledger.asset naming an asset id) and from marking banners the policy lists, matched as whole words in the first 4 KiB of text files.\n\nSymbolic links are never followed; unreadable entries are counted and listed, and the scan goes on."
+        after_help = "Labels come from Microsoft Purview (MIP) metadata embedded in Office, PDF and e-mail files, from the extended attribute user.infoledger.label (and user.infoledger.asset naming an asset id), and from marking banners the policy lists, matched as whole words in the first 4 KiB of text files. A file's content is read only when it can change the result (see `infoledger-agent inspect` to see what a file carries).\n\nSymbolic links are never followed; unreadable entries are counted and listed, and the scan goes on."
     )]
     Scan(ScanArgs),
     /// Show what inspection reads in files: format, embedded labels with their provenance,

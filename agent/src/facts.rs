@@ -382,6 +382,31 @@ impl<'b> Inspector<'b> {
             .file_name()
             .map(OsStr::to_string_lossy)
             .unwrap_or_default();
+        // A scan needs no more than the head of a text file (its marking) unless the file's
+        // encryption matters: then SOPS, Ansible Vault and armored blocks further in count.
+        if only_up_to.is_some() && inspect::sniff(&head, &name) == FileFormat::Text {
+            let marking = self.marking_label(&head);
+            let marking_requires = marking
+                .as_ref()
+                .and_then(|m| m.name.as_deref())
+                .is_some_and(|n| self.label_requires_encryption(n));
+            if !marking_requires && !self.needs_verdict(path, &attrs) {
+                let encryption = inspect::encryption_from_head(&head, meta.size());
+                return Ok(Gathered {
+                    facts: self.facts(
+                        path,
+                        &meta,
+                        attrs,
+                        marking.into_iter().collect(),
+                        encryption,
+                        names,
+                    ),
+                    format: Some(FileFormat::Text.as_str().to_string()),
+                    errors: Vec::new(),
+                    notes: Vec::new(),
+                });
+            }
+        }
         let found = inspect::inspect(&bounded, &head, &name);
         let mut labels = found.labels;
         if matches!(found.kind, FileFormat::Text | FileFormat::Email) {
@@ -485,6 +510,36 @@ mod tests {
         assert_eq!(facts.asset_hint.as_deref(), Some("ACME-2026"));
         assert_eq!(facts.encryption.status, EncryptionStatus::Plaintext);
         assert_eq!(facts.size, 30);
+    }
+
+    #[test]
+    fn a_scan_reads_only_the_head_of_text_whose_encryption_cannot_matter() {
+        let d = dir("text-head");
+        let p = d.join("secrets.yaml");
+        // Past the 4 KiB head: SOPS-encrypted values that only a full inspection sees.
+        let mut text = "# notes\n".repeat(600);
+        text.push_str("password: ENC[AES256_GCM,data:abc=,iv:abc=,tag:abc=,type:str]\nsops:\n    mac: ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]\n    lastmodified: \"2026-01-01T00:00:00Z\"\n    version: 3.8.1\n");
+        std::fs::write(&p, &text).unwrap();
+        let bundle = Bundle::example().unwrap();
+        let inspector = Inspector::new(&bundle);
+        let scanned = inspector.gather(&p, &mut NameCache::default()).unwrap();
+        assert_eq!(scanned.facts.encryption.scheme.as_deref(), Some("text"));
+        let full = inspector
+            .inspect_fully(&p, &mut NameCache::default())
+            .unwrap();
+        assert_eq!(
+            full.facts.encryption.scheme.as_deref(),
+            Some("sops"),
+            "{full:?}"
+        );
+        // A marking that requires encryption makes the verdict matter: the whole file is read.
+        std::fs::write(&p, format!("CONFIDENTIAL\n{text}")).unwrap();
+        let marked = inspector.gather(&p, &mut NameCache::default()).unwrap();
+        assert_eq!(
+            marked.facts.encryption.scheme.as_deref(),
+            Some("sops"),
+            "{marked:?}"
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub struct ScanReport {
 #[derive(Debug, thiserror::Error)]
 pub enum ScanSetupError {
     /// A path given to scan does not exist or cannot be reached.
-    #[error("cannot scan {}: {source}", path.display())]
+    #[error("cannot scan {}", path.display())]
     Root {
         /// The path as given.
         path: PathBuf,
