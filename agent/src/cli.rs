@@ -298,7 +298,9 @@ fn run_inspect(args: &InspectArgs) -> anyhow::Result<u8> {
     let mut out = stdout.lock();
     let policy = &loaded.bundle.policy;
     match args.format {
-        InspectFormat::Text => report::inspection::write_text(&files, policy, &mut out),
+        InspectFormat::Text => report::write_escaped(&mut out, |o| {
+            report::inspection::write_text(&files, policy, o)
+        }),
         InspectFormat::Json => report::inspection::write_json(&files, policy, &mut out),
     }
     .context("cannot write the report")?;

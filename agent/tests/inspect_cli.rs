@@ -170,3 +170,149 @@ fn a_malformed_file_is_reported_not_a_crash() {
         assert!(!f["errors"].as_array().unwrap().is_empty(), "{f:#}");
     }
 }
+
+/// Runs a fixture tool in `dir`, failing with the package to install when it is missing.
+fn tool(dir: &std::path::Path, program: &str, args: &[&str], package: &str) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{program}` ({e}); install {package} (.ci/run does)")
+        });
+    assert!(
+        out.status.success(),
+        "`{program}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn json_reports_labels_and_verdicts_of_real_formats() {
+    use infoledger_tests::formats::{labeled_pdf, office_document, MipLabel, OfficeKind};
+    const ID: &str = "3b2e8c11-7d4a-4f6b-9c0d-1e2f3a4b5c6d";
+    const TENANT: &str = "0b1c2d3e-0000-4000-8000-000000000001";
+    let label = MipLabel {
+        id: ID,
+        tenant: TENANT,
+    };
+    let t = tree("inspect-formats");
+    t.file(
+        "report.docx",
+        &office_document(OfficeKind::Word, Some(label), true).unwrap(),
+    )
+    .unwrap();
+    t.file("export.pdf", &labeled_pdf(Some(label))).unwrap();
+    t.file(
+        "mail.eml",
+        format!(
+            "From: a@example.com\r\nTo: b@example.com\r\nSubject: figures\r\nmsip_labels: MSIP_Label_{ID}_Enabled=True;\r\n MSIP_Label_{ID}_SiteId={TENANT}; MSIP_Label_{ID}_Method=Privileged\r\n\r\nbody\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    t.file("notes.txt", b"plain notes\n").unwrap();
+    tool(
+        t.root(),
+        "zip",
+        &["-q", "-e", "-P", "secret", "enc.zip", "notes.txt"],
+        "zip",
+    );
+    tool(
+        t.root(),
+        "7z",
+        &["a", "-bd", "-psecret", "-mhe=on", "enc.7z", "notes.txt"],
+        "p7zip-full",
+    );
+
+    struct Expect {
+        file: &'static str,
+        format: &'static str,
+        verdict: &'static str,
+        scheme: &'static str,
+        label_source: Option<&'static str>,
+    }
+    let table = [
+        Expect {
+            file: "report.docx",
+            format: "docx",
+            verdict: "plaintext",
+            scheme: "ooxml",
+            label_source: Some("label-info"),
+        },
+        Expect {
+            file: "export.pdf",
+            format: "pdf",
+            verdict: "plaintext",
+            scheme: "pdf",
+            label_source: Some("pdf-info"),
+        },
+        Expect {
+            file: "mail.eml",
+            format: "eml",
+            verdict: "plaintext",
+            scheme: "email",
+            label_source: Some("email-header"),
+        },
+        Expect {
+            file: "enc.zip",
+            format: "zip",
+            verdict: "encrypted",
+            scheme: "zip-traditional",
+            label_source: None,
+        },
+        Expect {
+            file: "enc.7z",
+            format: "7z",
+            verdict: "encrypted",
+            scheme: "7z-aes",
+            label_source: None,
+        },
+    ];
+    let mut cmd = Command::new(AGENT);
+    cmd.args(["inspect", "--format", "json"]);
+    for e in &table {
+        cmd.arg(t.path(e.file));
+    }
+    let out = run(&mut cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+    for (e, got) in table.iter().zip(doc.as_array().unwrap()) {
+        assert_eq!(got["format"], e.format, "{}: {got:#}", e.file);
+        assert_eq!(
+            got["encryption"]["verdict"], e.verdict,
+            "{}: {got:#}",
+            e.file
+        );
+        assert_eq!(got["encryption"]["scheme"], e.scheme, "{}: {got:#}", e.file);
+        let labels = got["labels"].as_array().unwrap();
+        match e.label_source {
+            Some(source) => {
+                assert_eq!(labels.len(), 1, "{}: {got:#}", e.file);
+                assert_eq!(labels[0]["source"], source, "{}", e.file);
+                assert_eq!(labels[0]["id"], ID, "{}", e.file);
+                assert_eq!(labels[0]["tenant"], TENANT, "{}", e.file);
+                assert_eq!(labels[0]["mapped"], "confidential", "{}", e.file);
+                assert_eq!(labels[0]["assumed"], false, "{}", e.file);
+            }
+            None => assert!(labels.is_empty(), "{}: {got:#}", e.file),
+        }
+    }
+    assert_eq!(doc[2]["labels"][0]["method"], "Privileged");
+}
+
+#[test]
+fn text_output_escapes_control_characters_from_files() {
+    let t = tree("inspect-escape");
+    let evil = t.file("evil\u{1b}[2J.txt", b"CONFIDENTIAL\n").unwrap();
+    let out = run(Command::new(AGENT).arg("inspect").arg(&evil));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\u{1b}'), "raw escape in: {text:?}");
+    assert!(text.contains("evil\\u{1b}[2J.txt"), "{text}");
+}

@@ -385,6 +385,10 @@ fn sarif_output_has_one_rule_per_kind_and_a_result_per_finding() {
     );
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
+    assert_ne!(
+        results[0]["partialFingerprints"], results[1]["partialFingerprints"],
+        "each violation has its own fingerprint"
+    );
     for r in results {
         let idx = r["ruleIndex"].as_u64().unwrap() as usize;
         assert_eq!(rules[idx]["id"], r["ruleId"]);
@@ -397,6 +401,12 @@ fn sarif_output_has_one_rule_per_kind_and_a_result_per_finding() {
             "{uri}"
         );
         assert!(r["message"]["text"].as_str().unwrap().contains("Fix:"));
+        let physical = &r["locations"][0]["physicalLocation"];
+        assert_eq!(physical["region"]["startLine"], 1);
+        let fp = r["partialFingerprints"]["infoledgerViolation/v1"]
+            .as_str()
+            .unwrap();
+        assert_eq!(fp.len(), 32);
     }
 }
 

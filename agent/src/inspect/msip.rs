@@ -17,6 +17,18 @@ pub const LABEL_INFO_REL: &str =
 /// Largest label-information part or property set parsed, in bytes.
 pub const MAX_LABEL_XML: usize = 1024 * 1024;
 
+/// Longest label field kept (names, tenants, methods, dates); longer values are cut.
+const MAX_FIELD: usize = 256;
+
+/// A label field from a file, cut to [`MAX_FIELD`] bytes at a character boundary.
+fn cap_field(v: &str) -> String {
+    let mut end = v.len().min(MAX_FIELD);
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    v[..end].to_string()
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
@@ -76,7 +88,7 @@ where
                 }
             };
             let label = &mut labels[idx];
-            let text = (!value.is_empty()).then(|| value.to_string());
+            let text = (!value.is_empty()).then(|| cap_field(value));
             match field.to_ascii_lowercase().as_str() {
                 "enabled" => label.enabled = parse_bool(value),
                 "siteid" => {
@@ -115,7 +127,7 @@ pub struct LabelInfo {
 }
 
 fn attr_value(a: &quick_xml::events::attributes::Attribute<'_>) -> String {
-    String::from_utf8_lossy(&a.value).into_owned()
+    cap_field(&String::from_utf8_lossy(&a.value))
 }
 
 /// Parses a label-information part (`<clbl:labelList><clbl:label id= enabled= method= siteId=
@@ -330,6 +342,16 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn long_values_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(300);
+        let key = format!("MSIP_Label_{G1}_Name");
+        let labels = labels_from_properties([(key.as_str(), long.as_str())], LabelSource::PdfInfo);
+        let name = labels[0].name.as_deref().unwrap();
+        assert_eq!(name.len(), 256);
+        assert!(name.chars().all(|c| c == 'é'));
     }
 
     #[test]

@@ -75,8 +75,13 @@ pub fn document(report: &ScanReport, cwd: Option<&Path>) -> Value {
                 "level": level(f.severity),
                 "message": { "text": format!("{} Fix: {}.", capitalised(&f.message), f.fix) },
                 "locations": [{
-                    "physicalLocation": { "artifactLocation": artifact_location(&r.facts.path, cwd) }
+                    "physicalLocation": {
+                        "artifactLocation": artifact_location(&r.facts.path, cwd),
+                        // The finding is about the whole file; code-scanning UIs need a line.
+                        "region": { "startLine": 1 }
+                    }
                 }],
+                "partialFingerprints": { "infoledgerViolation/v1": fingerprint(&r.facts.path, f.kind) },
                 "properties": {
                     "severity": f.severity.as_str(),
                     "label": f.label,
@@ -104,6 +109,19 @@ pub fn document(report: &ScanReport, cwd: Option<&Path>) -> Value {
         });
     }
     json!({ "$schema": SCHEMA, "version": "2.1.0", "runs": [run] })
+}
+
+/// A stable identity of a violation, (path, kind), so code-scanning UIs track it across runs.
+fn fingerprint(path: &Path, kind: Kind) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(path.as_os_str().as_encoded_bytes());
+    h.update([0]);
+    h.update(kind.as_str().as_bytes());
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn capitalised(s: &str) -> String {
