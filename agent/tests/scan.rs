@@ -734,3 +734,33 @@ fn scan_reports_real_labeled_office_and_pdf_files() {
     );
     assert_eq!(doc["summary"]["files"], 6);
 }
+
+#[test]
+fn half_a_configuration_and_absurd_files_are_refused() {
+    let f = fixture("half-config");
+    let out = run(Command::new(AGENT)
+        .arg("validate")
+        .arg("--policy")
+        .arg(&f.policy));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no ledger was found; pass --ledger"), "{err}");
+
+    let out = run(Command::new(AGENT)
+        .args(["validate", "--policy", "/dev/zero", "--ledger"])
+        .arg(&f.ledger));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read /dev/zero") && err.contains("larger than 16 MiB"),
+        "{err}"
+    );
+    // The OS reason appears once, not twice.
+    let out = run(Command::new(AGENT)
+        .args(["validate", "--ledger"])
+        .arg(&f.ledger)
+        .arg("--policy")
+        .arg(f.tree.path("absent.toml")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

@@ -281,7 +281,14 @@ impl<'a> Ctx<'a> {
                     "{} file outside every location allowed for its label",
                     self.describe_label()
                 ),
-                self.where_it_belongs(),
+                // Not `where_it_belongs`: the file may well sit in its asset; it is the label
+                // that restricts where it may be.
+                format!(
+                    "move it to a location allowed for {} files ({}), or relabel it if it is not {}",
+                    policy_label.name,
+                    policy_label.locations.patterns().join(", "),
+                    policy_label.name
+                ),
             ));
         }
         None

@@ -1379,6 +1379,18 @@ fn label_location_names_the_allowed_globs() {
     let f = only(evaluate(&b, &facts, at(MID_2026), "h"), Misplaced);
     assert_eq!(f.rule, "label secret: locations");
     assert_contains(&f.fix, &["secret", "/srv/vault/**"]);
+
+    // Inside its asset the advice is about the label's locations, not the asset's folder.
+    let mut facts = file("/srv/projects/acme/s.pdf");
+    facts.labels = vec![named("secret")];
+    let f = only(evaluate(&b, &facts, at(MID_2026), "build-1"), Misplaced);
+    assert_eq!(f.rule, "label secret: locations");
+    assert_contains(&f.fix, &["/srv/vault/**", "relabel it"]);
+    assert!(
+        !f.fix.contains("move it under /srv/projects/acme/"),
+        "{}",
+        f.fix
+    );
 }
 
 #[test]

@@ -876,14 +876,21 @@ fn sevenz(src: &Bounded<'_>, notes: &mut Vec<String>) -> Result<EncryptionVerdic
             sig.get(7).copied().unwrap_or(0)
         )));
     }
-    if Some(crc32(sig.get(12..32).unwrap_or_default())) != le::u32(&sig, 8).ok() {
+    let start_crc_ok = Some(crc32(sig.get(12..32).unwrap_or_default())) == le::u32(&sig, 8).ok();
+    if !start_crc_ok {
         notes.push("7z start header crc mismatch".into());
     }
     let next_offset = le::u64(&sig, 12)?;
     let next_size = le::u64(&sig, 20)?;
     let next_crc = le::u32(&sig, 28)?;
     if next_size == 0 {
-        // What `7z a` writes when there is nothing to add: no header at all.
+        // What `7z a` writes when there is nothing to add: 32 bytes, no header at all. Anything
+        // else claiming "no header" (a damaged start header, trailing data) is not judged.
+        if !start_crc_ok || src.size() != SEVENZ_SIGNATURE_HEADER_LEN {
+            return Err(malformed(
+                "7z start header (no next header, but its crc or the file size does not fit)",
+            ));
+        }
         return Ok(
             EncryptionVerdict::new(EncryptionStatus::Plaintext, "7z").with_detail("empty archive")
         );
@@ -1740,6 +1747,17 @@ mod tests {
         assert_eq!(detail(&e), Some("empty archive"));
         assert!(e.notes.is_empty());
         assert!(inspect_7z(&src(&empty[..20])).is_err());
+        // "No header" is only believed of an intact 32-byte archive.
+        let mut bad_crc = empty.clone();
+        bad_crc[8] ^= 0xFF;
+        let mut trailing = empty.clone();
+        trailing.extend([0; 1000]);
+        for broken in [&bad_crc, &trailing] {
+            match inspect_7z(&src(broken)) {
+                Ok(e) => assert_eq!(status(&e), EncryptionStatus::Unknown, "{e:?}"),
+                Err(_) => {}
+            }
+        }
         let mut future = empty.clone();
         future[6] = 1;
         let e = inspect_7z(&src(&future)).unwrap();
