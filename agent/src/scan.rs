@@ -73,6 +73,9 @@ pub struct ScanReport {
     pub results: Vec<FileResult>,
     /// Entries that could not be read.
     pub problems: Vec<ScanProblem>,
+    /// Files inspected only in part: their format was malformed or too large to judge, so their
+    /// labels may be missing and their encryption verdict is `unknown`.
+    pub incomplete: Vec<ScanProblem>,
     /// Counters.
     pub summary: Summary,
 }
@@ -160,6 +163,7 @@ const BATCH: usize = 128;
 struct Partial {
     results: Vec<FileResult>,
     problems: Vec<ScanProblem>,
+    incomplete: Vec<ScanProblem>,
     files: u64,
     skipped: u64,
     unreadable: u64,
@@ -192,6 +196,7 @@ pub fn scan(bundle: &Bundle, opts: &ScanOptions) -> Result<ScanReport, ScanSetup
     for p in partials {
         report.results.extend(p.results);
         report.problems.extend(p.problems);
+        report.incomplete.extend(p.incomplete);
         report.summary.files += p.files;
         report.summary.skipped += p.skipped;
         report.summary.unreadable += p.unreadable;
@@ -201,6 +206,7 @@ pub fn scan(bundle: &Bundle, opts: &ScanOptions) -> Result<ScanReport, ScanSetup
         .results
         .sort_by(|a, b| a.facts.path.cmp(&b.facts.path));
     report.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    report.incomplete.sort_by(|a, b| a.path.cmp(&b.path));
     report.summary.findings = report.results.iter().map(|r| r.findings.len() as u64).sum();
     report.summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
@@ -298,8 +304,11 @@ fn inspect_entry(
     match inspector.gather(&path, names) {
         Ok(gathered) => {
             partial.files += 1;
-            for error in &gathered.errors {
-                tracing::debug!(path = %path.display(), %error, "inspection problem");
+            if !gathered.errors.is_empty() {
+                partial.incomplete.push(ScanProblem {
+                    path: path.clone(),
+                    error: gathered.errors.join("; "),
+                });
             }
             let findings = assess(bundle, &gathered.facts, opts.now, &opts.host).findings;
             if !findings.is_empty() {

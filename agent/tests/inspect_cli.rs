@@ -141,6 +141,32 @@ fn missing_files_and_folders_are_usage_errors() {
 }
 
 #[test]
+fn scan_lists_files_it_could_inspect_only_in_part() {
+    let t = tree("scan-incomplete");
+    t.file("broken.pdf", b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog")
+        .unwrap();
+    t.file("fine.txt", b"hello\n").unwrap();
+    let out = run(Command::new(AGENT)
+        .args(["scan", "--format", "json", "--host", "ws-test"])
+        .arg(t.root()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+    let incomplete = doc["incomplete"].as_array().unwrap();
+    assert_eq!(incomplete.len(), 1, "{doc:#}");
+    assert!(incomplete[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("broken.pdf"));
+    assert!(!incomplete[0]["error"].as_str().unwrap().is_empty());
+    assert_eq!(doc["summary"]["files"], 2);
+}
+
+#[test]
 fn a_malformed_file_is_reported_not_a_crash() {
     let t = tree("inspect-malformed");
     // Looks like a ZIP, a PDF and an OLE file, but each is cut short.

@@ -25,6 +25,7 @@ struct JsonReport<'a> {
     findings: Vec<JsonFinding<'a>>,
     summary: &'a Summary,
     errors: &'a [ScanProblem],
+    incomplete: &'a [ScanProblem],
 }
 
 /// Writes the report as one JSON document followed by a newline.
@@ -49,6 +50,7 @@ pub fn write(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
         findings,
         summary: &report.summary,
         errors: &report.problems,
+        incomplete: &report.incomplete,
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)

@@ -21,7 +21,10 @@ pub fn write(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
     for p in &report.problems {
         writeln!(out, "{}: not inspected: {}", p.path.display(), p.error)?;
     }
-    if !report.problems.is_empty() {
+    for p in &report.incomplete {
+        writeln!(out, "{}: inspected in part: {}", p.path.display(), p.error)?;
+    }
+    if !report.problems.is_empty() || !report.incomplete.is_empty() {
         writeln!(out)?;
     }
     writeln!(out, "{}", summary_line(report))
