@@ -626,33 +626,107 @@ fn check_glob(g: &Located<String>, key: &str, rep: &mut dyn Report) -> bool {
     good
 }
 
-/// Reports locations nested inside another asset's location: allowed (the more specific asset
-/// wins), but worth a warning, since it is often a mistake.
+/// Reports locations of different assets that can hold the same file: allowed (the more
+/// specific location wins), but worth a warning, since it is often a mistake.
+///
+/// Glob intersection is decided by example: for two patterns whose literal prefixes are
+/// compatible (every path a glob matches starts with its literal prefix, so otherwise they are
+/// disjoint), sample paths are built by filling each pattern's wildcards with the other's literal
+/// components, and a sample both match proves the overlap.
 fn report_nesting(
     assets: &[Asset],
     claimed: &HashMap<String, (String, std::ops::Range<usize>)>,
     rep: &mut dyn Report,
 ) {
-    for inner in assets {
-        for pattern in inner.locations.patterns() {
-            let prefix = glob::literal_prefix(pattern);
-            for outer in assets.iter().filter(|a| a.id != inner.id) {
-                if let Some(container) = outer.locations.patterns().iter().find(|o| {
-                    let op = glob::literal_prefix(o);
-                    op.len() < prefix.len()
-                        && prefix.starts_with(op)
-                        && o[op.len()..].starts_with("**")
-                }) {
-                    let span = claimed.get(pattern).map_or(0..0, |(_, s)| s.clone());
-                    rep.warning(
-                        span,
-                        format!(
-                            "location `{pattern}` of asset `{}` overlaps `{container}` of asset `{}`; files there belong to `{}` (the more specific location)",
-                            inner.id, outer.id, inner.id
-                        ),
-                    );
-                }
+    let mut locations = Vec::new();
+    for (index, asset) in assets.iter().enumerate() {
+        for pattern in asset.locations.patterns() {
+            if let Ok(glob) = glob::compile(pattern) {
+                locations.push((index, pattern.as_str(), glob.compile_matcher()));
             }
         }
     }
+    for (i, (a, p, pm)) in locations.iter().enumerate() {
+        for (b, q, qm) in &locations[i + 1..] {
+            if a == b || p == q {
+                continue;
+            }
+            let (pp, qp) = (glob::literal_prefix(p), glob::literal_prefix(q));
+            if !(pp.starts_with(qp) || qp.starts_with(pp)) {
+                continue;
+            }
+            let Some(sample) = [merged_sample(p, q), merged_sample(q, p)]
+                .into_iter()
+                .find(|s| pm.is_match(s) && qm.is_match(s))
+            else {
+                continue;
+            };
+            let (first, second) = (&assets[*a], &assets[*b]);
+            let (inner, inner_pattern, outer, outer_pattern, why) = if pp.len() > qp.len() {
+                (first, *p, second, *q, "the more specific location")
+            } else if qp.len() > pp.len() {
+                (second, *q, first, *p, "the more specific location")
+            } else {
+                (
+                    first,
+                    *p,
+                    second,
+                    *q,
+                    "the earlier asset: neither location is more specific",
+                )
+            };
+            let span = claimed
+                .get(if inner.id == first.id { *p } else { *q })
+                .map_or(0..0, |(_, s)| s.clone());
+            rep.warning(
+                span,
+                format!(
+                    "location `{inner_pattern}` of asset `{}` overlaps `{outer_pattern}` of asset `{}` (both hold e.g. {sample}); files there belong to `{}` ({why})",
+                    inner.id, outer.id, inner.id
+                ),
+            );
+        }
+    }
+}
+
+/// A concrete path for `pattern`, with its wildcard components filled from `other`'s literal
+/// components at the same depth (and `**` from the rest of `other`).
+fn merged_sample(pattern: &str, other: &str) -> String {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let q: Vec<&str> = other.split('/').collect();
+    let is_literal = |c: &str| !c.contains(['*', '?', '[', '{', '\\']);
+    let fill = |c: &str| -> String {
+        if c.contains(['[', '{', '\\']) {
+            "x".to_string()
+        } else {
+            c.replace(['*', '?'], "x")
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (i, comp) in p.iter().enumerate() {
+        if *comp == "**" {
+            for rest in q.iter().skip(i) {
+                if *rest != "**" {
+                    out.push(if is_literal(rest) {
+                        rest.to_string()
+                    } else {
+                        fill(rest)
+                    });
+                }
+            }
+            out.push("infoledger-sample".to_string());
+            break;
+        }
+        if is_literal(comp) {
+            out.push(comp.to_string());
+        } else {
+            match q.get(i) {
+                Some(other) if is_literal(other) && !other.is_empty() => {
+                    out.push(other.to_string())
+                }
+                _ => out.push(fill(comp)),
+            }
+        }
+    }
+    out.join("/")
 }

@@ -844,6 +844,53 @@ fn nested_locations_are_a_warning_not_an_error() {
 }
 
 #[test]
+fn overlaps_through_wildcards_are_warned_about_and_disjoint_locations_are_not() {
+    let ledger = |a: &str, b: &str| {
+        lines(&[
+            "[[asset]]",
+            r#"id = "A""#,
+            r#"name = "n""#,
+            r#"department = "d""#,
+            r#"administrator = "a""#,
+            r#"label = "internal""#,
+            &format!("locations = [\"{a}\"]"),
+            "",
+            "[[asset]]",
+            r#"id = "B""#,
+            r#"name = "n""#,
+            r#"department = "d""#,
+            r#"administrator = "a""#,
+            r#"label = "internal""#,
+            &format!("locations = [\"{b}\"]"),
+        ])
+    };
+    let warnings = |a: &str, b: &str| {
+        Ledger::from_toml(&ledger(a, b), Path::new("l.toml"), &policy())
+            .expect("overlap is allowed")
+            .1
+    };
+    // A wildcard in the middle: /srv/projects/acme/ is in both.
+    let w = warnings("/srv/*/acme/**", "/srv/projects/**");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].message
+            .contains("of asset `B` overlaps `/srv/*/acme/**` of asset `A`"),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].message.contains("/srv/projects/acme/"), "{}", w[0]);
+    // A file-name pattern inside another asset's folder.
+    assert_eq!(warnings("/srv/a/*.xlsx", "/srv/a/**").len(), 1);
+    // Same specificity: the earlier asset wins, and the message says so.
+    let w = warnings("/home/*/x/**", "/home/alice/**");
+    assert_eq!(w.len(), 1, "{w:?}");
+    // Disjoint locations stay quiet.
+    assert!(warnings("/srv/a/**", "/srv/b/**").is_empty());
+    assert!(warnings("/srv/*/acme/**", "/srv/projects/globex/**").is_empty());
+    assert!(warnings("/srv/a/*.xlsx", "/srv/a/*.docx").is_empty());
+}
+
+#[test]
 fn warnings_travel_with_errors() {
     // A nested location next to an unrelated error: the error rejects the file, the warning is
     // still shown, after the errors.
