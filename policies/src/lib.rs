@@ -13,6 +13,7 @@ pub mod glob;
 pub mod ledger;
 pub mod policy;
 mod tomlread;
+pub mod wire;
 
 pub use diag::{Diagnostic, DiagnosticLevel, LoadError};
 pub use eval::{assess, evaluate, Assessment, EffectiveLabel};

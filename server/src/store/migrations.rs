@@ -1,0 +1,184 @@
+//! Embedded, versioned schema migrations, applied in order when the store opens.
+//!
+//! Migration N (1-based) is `MIGRATIONS[N - 1]`. Each runs in its own transaction together with
+//! the `schema_version` row that records it, so a crash leaves the database at N - 1 or N, never
+//! in between. Released migrations are never edited; a change is a new migration.
+
+use super::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+
+/// The schema, one step per entry.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: agents, the event log and violations with their history.
+    r#"
+    CREATE TABLE agents (
+        id             TEXT PRIMARY KEY,
+        hostname       TEXT NOT NULL,
+        secret_hash    TEXT NOT NULL,
+        enrolled_at    TEXT NOT NULL,
+        revoked_at     TEXT,
+        last_seen      TEXT,
+        version        TEXT,
+        health         TEXT,               -- JSON: the last health report
+        contiguous_seq INTEGER NOT NULL DEFAULT 0  -- every event 1..=this is stored and applied
+    ) STRICT;
+
+    CREATE TABLE events (
+        agent_id    TEXT NOT NULL REFERENCES agents(id),
+        seq         INTEGER NOT NULL CHECK (seq > 0),
+        received_at TEXT NOT NULL,
+        kind        TEXT NOT NULL,          -- the event's type tag
+        payload     TEXT NOT NULL,          -- JSON: the whole event as the agent sent it
+        PRIMARY KEY (agent_id, seq)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE violations (
+        id             TEXT PRIMARY KEY,    -- hex SHA-256 of (agent, path, kind)
+        agent_id       TEXT NOT NULL REFERENCES agents(id),
+        host           TEXT NOT NULL,
+        path           TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        severity       TEXT NOT NULL,
+        label          TEXT,
+        asset          TEXT,
+        department     TEXT,
+        rule           TEXT,
+        message        TEXT NOT NULL,
+        fix            TEXT NOT NULL,
+        status         TEXT NOT NULL
+            CHECK (status IN ('open', 'acknowledged', 'excepted', 'resolved')),
+        excepted_until TEXT,
+        opened_at      TEXT NOT NULL,
+        resolved_at    TEXT,
+        updated_at     TEXT NOT NULL
+    ) STRICT;
+    -- The review queue's order and cursor.
+    CREATE INDEX violations_by_opened ON violations (opened_at, id);
+    -- Department-scoped queues and the heatmap.
+    CREATE INDEX violations_by_department ON violations (department, opened_at, id);
+    CREATE INDEX violations_by_status ON violations (status, department, severity);
+
+    CREATE TABLE violation_history (
+        id           INTEGER PRIMARY KEY,   -- insertion order is the history's order
+        violation_id TEXT NOT NULL REFERENCES violations(id),
+        at           TEXT NOT NULL,
+        actor        TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        from_status  TEXT,
+        to_status    TEXT NOT NULL,
+        reason       TEXT
+    ) STRICT;
+    CREATE INDEX violation_history_by_violation ON violation_history (violation_id, id);
+    "#,
+];
+
+/// Brings the database up to the newest schema; a no-op when it already is.
+///
+/// Returns the schema version afterwards. A database written by a newer server is refused
+/// rather than guessed at.
+pub(crate) fn run(conn: &mut Connection) -> Result<u32, StoreError> {
+    apply(conn, MIGRATIONS)
+}
+
+fn apply(conn: &mut Connection, migrations: &[&str]) -> Result<u32, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+            version    INTEGER PRIMARY KEY,
+            applied_at TEXT NOT NULL
+        ) STRICT;",
+    )?;
+    let known = u32::try_from(migrations.len()).expect("fewer than 2^32 migrations");
+    let mut current = current_version(conn)?;
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in (1..=known).zip(migrations).skip(current as usize) {
+        // IMMEDIATE: a second process opening the same file waits instead of racing us.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Re-check inside the lock: another opener may have migrated meanwhile.
+        if current_version(&tx)? >= version {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+            (version, super::timestamp(chrono::Utc::now())),
+        )?;
+        tx.commit()?;
+        current = version;
+    }
+    Ok(current.max(current_version(conn)?))
+}
+
+/// The newest applied migration, 0 for an empty database.
+pub(crate) fn current_version(conn: &Connection) -> Result<u32, StoreError> {
+    let version: Option<u32> =
+        conn.query_row("SELECT max(version) FROM schema_version", [], |row| {
+            row.get(0)
+        })?;
+    Ok(version.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(conn: &Connection) -> Vec<(u32, String)> {
+        let mut stmt = conn
+            .prepare("SELECT version, applied_at FROM schema_version ORDER BY version")
+            .unwrap();
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn migrations_apply_once_and_rerunning_changes_nothing() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(run(&mut conn).unwrap() as usize, MIGRATIONS.len());
+        let first = applied(&conn);
+        assert_eq!(first.len(), MIGRATIONS.len());
+        assert_eq!(run(&mut conn).unwrap() as usize, MIGRATIONS.len());
+        assert_eq!(applied(&conn), first);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, 'later')",
+            [MIGRATIONS.len() + 1],
+        )
+        .unwrap();
+        assert!(matches!(
+            run(&mut conn),
+            Err(StoreError::SchemaTooNew { .. })
+        ));
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_no_trace() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let steps = [
+            "CREATE TABLE one (x INTEGER);",
+            "CREATE TABLE half (x INTEGER); SELECT * FROM missing;",
+        ];
+        assert!(apply(&mut conn, &steps).is_err());
+        assert_eq!(current_version(&conn).unwrap(), 1);
+        let exists = |name: &str| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(exists("one"), 1);
+        assert_eq!(exists("half"), 0);
+    }
+}

@@ -1,0 +1,419 @@
+//! The store's vocabulary: the events agents send and the violations, history and figures read back.
+
+use chrono::{DateTime, Utc};
+use infoledger_policies::{Kind, Severity};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+
+/// One numbered event from an agent. Sequence numbers start at 1 and have no gaps on the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// The agent's sequence number: the store is idempotent by (agent, seq).
+    pub seq: u64,
+    /// When the agent observed what the event reports.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// What an event reports, tagged by `type` in JSON (`violation_opened`, `violation_resolved`,
+/// `health`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EventBody {
+    /// The agent found a problem with a file (or still finds it, with possibly new details).
+    ViolationOpened {
+        /// The file's absolute path on the agent's host.
+        path: String,
+        /// What kind of problem.
+        kind: Kind,
+        /// How urgent.
+        severity: Severity,
+        /// The policy label the decision was made with.
+        #[serde(default)]
+        label: Option<String>,
+        /// The ledger asset the file belongs to.
+        #[serde(default)]
+        asset: Option<String>,
+        /// The asset's department: what department-scoped managers see.
+        #[serde(default)]
+        department: Option<String>,
+        /// The rule that fired, e.g. `rules.forbidden: **/Downloads/**`.
+        #[serde(default)]
+        rule: Option<String>,
+        /// One sentence: what is wrong.
+        message: String,
+        /// What a developer can do about it.
+        fix: String,
+        /// The agent's host name.
+        host: String,
+    },
+    /// The agent observed that the problem is gone (moved, encrypted, relabeled, deleted).
+    ViolationResolved {
+        /// The file's absolute path on the agent's host.
+        path: String,
+        /// The kind of problem that is gone.
+        kind: Kind,
+    },
+    /// The agent's own state.
+    Health(Health),
+}
+
+/// An agent's health report.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// The agent's version.
+    pub version: String,
+    /// Events waiting in the agent's outbox.
+    #[serde(default)]
+    pub queue_depth: u64,
+    /// Events the outbox had to drop by its overflow policy since the agent started.
+    #[serde(default)]
+    pub dropped_events: u64,
+    /// Whether the agent ran out of file-system watches (rescans still cover those folders).
+    #[serde(default)]
+    pub watch_limit_reached: bool,
+    /// The last error the agent met, for the operator.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl EventBody {
+    /// The name stored in the events table's `kind` column (the JSON tag).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::ViolationOpened { .. } => "violation_opened",
+            EventBody::ViolationResolved { .. } => "violation_resolved",
+            EventBody::Health(_) => "health",
+        }
+    }
+}
+
+/// The stable identity of a violation: lowercase hex SHA-256 over (agent, path, kind).
+///
+/// Re-scans, restarts and re-sends of the same problem therefore land on the same row.
+pub fn violation_id(agent_id: &str, path: &str, kind: Kind) -> String {
+    let mut hash = Sha256::new();
+    // NUL separators: no agent id or path contains NUL, so distinct triples never collide.
+    for part in [agent_id, path, kind.as_str()] {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where a violation is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViolationStatus {
+    /// Reported by the agent and not handled yet.
+    Open,
+    /// A manager has seen it.
+    Acknowledged,
+    /// A manager accepted it until a date.
+    Excepted,
+    /// The agent observed the fix.
+    Resolved,
+}
+
+impl ViolationStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [ViolationStatus; 4] = [
+        ViolationStatus::Open,
+        ViolationStatus::Acknowledged,
+        ViolationStatus::Excepted,
+        ViolationStatus::Resolved,
+    ];
+
+    /// The name used in the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationStatus::Open => "open",
+            ViolationStatus::Acknowledged => "acknowledged",
+            ViolationStatus::Excepted => "excepted",
+            ViolationStatus::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for ViolationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ViolationStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ViolationStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown violation status `{s}`"))
+    }
+}
+
+/// A violation's current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// See [`violation_id`].
+    pub id: String,
+    /// The agent that reported it.
+    pub agent: String,
+    /// The agent's host name.
+    pub host: String,
+    /// The file's path on that host.
+    pub path: String,
+    /// What kind of problem.
+    pub kind: Kind,
+    /// How urgent (as last reported).
+    pub severity: Severity,
+    /// Where it is in its life cycle.
+    pub status: ViolationStatus,
+    /// The policy label the decision was made with.
+    pub label: Option<String>,
+    /// The ledger asset the file belongs to.
+    pub asset: Option<String>,
+    /// The asset's department.
+    pub department: Option<String>,
+    /// The rule that fired.
+    pub rule: Option<String>,
+    /// One sentence: what is wrong.
+    pub message: String,
+    /// What a developer can do about it.
+    pub fix: String,
+    /// Until when an exception holds (status `excepted`).
+    pub excepted_until: Option<DateTime<Utc>>,
+    /// When the agent observed it (the start of the current open period).
+    pub opened_at: DateTime<Utc>,
+    /// When the agent observed the fix.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// When the row last changed on the server.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One status change of a violation, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// When it happened (the agent's observation time for agent events).
+    pub at: DateTime<Utc>,
+    /// Who did it: `agent:<id>` for observations, the user for manager actions.
+    pub actor: String,
+    /// What was done: `opened`, `resolved`, `reopened`, later also manager actions.
+    pub action: String,
+    /// The status before (none when the violation was first opened).
+    pub from_status: Option<ViolationStatus>,
+    /// The status after.
+    pub to_status: ViolationStatus,
+    /// Why, e.g. "resolved by observation" or a manager's reason.
+    pub reason: Option<String>,
+}
+
+/// A violation with its full history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ViolationDetail {
+    /// The current state.
+    #[serde(flatten)]
+    pub violation: Violation,
+    /// Every status change, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Which violations to list; every set field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViolationFilter {
+    /// Exactly this status.
+    pub status: Option<ViolationStatus>,
+    /// Exactly this department.
+    pub department: Option<String>,
+    /// Exactly this severity.
+    pub severity: Option<Severity>,
+    /// Exactly this kind.
+    pub kind: Option<Kind>,
+    /// Exactly this asset.
+    pub asset: Option<String>,
+    /// Exactly this host.
+    pub host: Option<String>,
+    /// Exactly this label.
+    pub label: Option<String>,
+    /// The path contains this text (case-sensitive, as paths are).
+    pub path_contains: Option<String>,
+}
+
+/// Where a page of violations starts: just after this (opened_at, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub(crate) opened_at: String,
+    pub(crate) id: String,
+}
+
+impl fmt::Display for Cursor {
+    /// The opaque token an API hands out as `next`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}~{}", self.opened_at, self.id)
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("invalid page cursor `{s}`");
+        let (at, id) = s.split_once('~').ok_or_else(bad)?;
+        let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Cursor {
+            opened_at: super::timestamp(at.with_timezone(&Utc)),
+            id: id.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// How many violations a page holds and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Start after this cursor; `None` for the first page.
+    pub after: Option<Cursor>,
+    /// At most this many rows (clamped to 1..=[`PageRequest::MAX_LIMIT`]).
+    pub limit: u32,
+}
+
+impl PageRequest {
+    /// The largest page the store hands out.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// The first page of `limit` rows.
+    pub fn first(limit: u32) -> PageRequest {
+        PageRequest { after: None, limit }
+    }
+}
+
+/// One page of violations, ordered by (opened_at, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The rows.
+    pub violations: Vec<Violation>,
+    /// Where the next page starts; `None` when this is the last.
+    pub next: Option<Cursor>,
+}
+
+/// One cell of the risk heatmap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeatmapCell {
+    /// The department (`None`: files that no asset covers).
+    pub department: Option<String>,
+    /// The severity.
+    pub severity: Severity,
+    /// Unresolved violations (`open` or `acknowledged`) in that cell.
+    pub count: u64,
+}
+
+/// What the store knows about an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Agent {
+    /// The id given at enrollment.
+    pub id: String,
+    /// Its host name.
+    pub hostname: String,
+    /// When it enrolled.
+    pub enrolled_at: DateTime<Utc>,
+    /// When it was revoked; a revoked agent's events are refused.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it last delivered a batch.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Its version, from its last health report.
+    pub version: Option<String>,
+    /// Its last health report.
+    pub health: Option<Health>,
+    /// The highest sequence number up to which every event is stored.
+    pub contiguous_seq: u64,
+}
+
+/// A new agent row, as enrollment creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAgent {
+    /// The agent's id.
+    pub id: String,
+    /// Its host name.
+    pub hostname: String,
+    /// The hash of its secret (the store never sees the secret).
+    pub secret_hash: String,
+    /// When it enrolled.
+    pub enrolled_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opened_json() -> &'static str {
+        r#"{"seq":7,"at":"2026-03-01T10:00:00Z","body":{"type":"violation_opened",
+            "path":"/home/a/Downloads/x.docx","kind":"misplaced","severity":"high",
+            "label":"confidential","asset":"ACME","department":"sales",
+            "message":"m","fix":"f","host":"h1"}}"#
+    }
+
+    #[test]
+    fn events_read_the_documented_json() {
+        let event: Event = serde_json::from_str(opened_json()).unwrap();
+        assert_eq!(event.seq, 7);
+        assert!(matches!(
+            event.body,
+            EventBody::ViolationOpened {
+                kind: Kind::Misplaced,
+                severity: Severity::High,
+                ..
+            }
+        ));
+        let back: Event = serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        assert_eq!(back, event);
+
+        let health: Event = serde_json::from_str(
+            r#"{"seq":1,"at":"2026-03-01T10:00:00Z","body":{"type":"health","version":"0.1.0"}}"#,
+        )
+        .unwrap();
+        assert_eq!(health.body.type_name(), "health");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_every_level() {
+        let top = opened_json().replace(r#""seq":7"#, r#""seq":7,"extra":1"#);
+        let body = opened_json().replace(r#""host":"h1""#, r#""host":"h1","extra":1"#);
+        let health = r#"{"seq":1,"at":"2026-03-01T10:00:00Z",
+            "body":{"type":"health","version":"0.1.0","extra":true}}"#;
+        let tag = opened_json().replace("violation_opened", "violation_exploded");
+        for text in [top.as_str(), body.as_str(), health, tag.as_str()] {
+            assert!(serde_json::from_str::<Event>(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn violation_ids_are_stable_and_distinct() {
+        let id = violation_id("agent-1", "/srv/a.pdf", Kind::Misplaced);
+        assert_eq!(id.len(), 64);
+        assert_eq!(id, violation_id("agent-1", "/srv/a.pdf", Kind::Misplaced));
+        assert_ne!(id, violation_id("agent-2", "/srv/a.pdf", Kind::Misplaced));
+        assert_ne!(id, violation_id("agent-1", "/srv/a.pdf", Kind::Unencrypted));
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(
+            violation_id("ab", "c", Kind::Expired),
+            violation_id("a", "bc", Kind::Expired)
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = Cursor {
+            opened_at: "2026-03-01T10:00:00.000000Z".into(),
+            id: "a".repeat(64),
+        };
+        assert_eq!(cursor.to_string().parse::<Cursor>().unwrap(), cursor);
+        for bad in ["", "x~y", "2026-03-01T10:00:00Z~abc", "nonsense~"] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad}");
+        }
+    }
+}
