@@ -1,6 +1,7 @@
 //! The infoledger collector: receives agents' events and keeps violations for information managers.
 //!
-//! For now this is the storage layer ([`store`]); the HTTP API, authentication and the admin CLI
-//! build on it.
+//! The storage layer ([`store`]) and the agent-facing HTTP API ([`api`]); the manager API and the
+//! admin CLI build on them.
 
+pub mod api;
 pub mod store;

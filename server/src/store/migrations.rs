@@ -70,6 +70,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX violation_history_by_violation ON violation_history (violation_id, id);
     "#,
+    // 2: enrollment tokens. Only a hash of each token is kept (`wire::signing::hash_secret`), which
+    // is also the lookup key. `uses_left` NULL means unlimited; `expires_at` NULL means never.
+    r#"
+    CREATE TABLE enroll_tokens (
+        token_hash TEXT PRIMARY KEY,
+        uses_left  INTEGER CHECK (uses_left IS NULL OR uses_left >= 0),
+        expires_at TEXT,
+        created_at TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the database up to the newest schema; a no-op when it already is.

@@ -10,6 +10,7 @@
 //! Concurrency: all writes go through one writer connection; reads use their own connection and,
 //! thanks to WAL, see the last committed state without waiting for the writer.
 
+mod enroll;
 mod ingest;
 mod migrations;
 pub mod model;
@@ -63,6 +64,16 @@ pub enum StoreError {
         /// The offending number.
         seq: u64,
     },
+    /// The enrollment token is unknown, expired or used up. Deliberately one error for all
+    /// three, so that a caller learns nothing about which tokens exist.
+    #[error("enrollment token is unknown, expired or used up")]
+    EnrollTokenInvalid,
+    /// An enrollment token was asked for with zero uses.
+    #[error("an enrollment token needs at least one use")]
+    ZeroUses,
+    /// The system's secure random source failed.
+    #[error("secure random source failed")]
+    Random,
     /// A value in the database that this build cannot read.
     #[error("corrupt value in the database: {0}")]
     Corrupt(String),
