@@ -1,7 +1,11 @@
 //! The infoledger collector: receives agents' events and keeps violations for information managers.
 //!
-//! The storage layer ([`store`]) and the agent-facing HTTP API ([`api`]); the manager API and the
-//! admin CLI build on them.
+//! The storage layer ([`store`]), the agent-facing HTTP API ([`api`]), and the
+//! `infoledger-server` command line ([`cli`]) with its configuration ([`config`]) and server key
+//! file ([`keyfile`]); the manager API builds on them.
 
 pub mod api;
+pub mod cli;
+pub mod config;
+pub mod keyfile;
 pub mod store;
