@@ -197,22 +197,6 @@ fn a_malformed_file_is_reported_not_a_crash() {
     }
 }
 
-/// Runs a fixture tool in `dir`, failing with the package to install when it is missing.
-fn tool(dir: &std::path::Path, program: &str, args: &[&str], package: &str) {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run `{program}` ({e}); install {package} (.ci/run does)")
-        });
-    assert!(
-        out.status.success(),
-        "`{program}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn json_reports_labels_and_verdicts_of_real_formats() {
     use infoledger_tests::formats::{labeled_pdf, office_document, MipLabel, OfficeKind};
@@ -238,13 +222,13 @@ fn json_reports_labels_and_verdicts_of_real_formats() {
     )
     .unwrap();
     t.file("notes.txt", b"plain notes\n").unwrap();
-    tool(
+    infoledger_tests::fixture_tool(
         t.root(),
         "zip",
         &["-q", "-e", "-P", "secret", "enc.zip", "notes.txt"],
         "zip",
     );
-    tool(
+    infoledger_tests::fixture_tool(
         t.root(),
         "7z",
         &["a", "-bd", "-psecret", "-mhe=on", "enc.7z", "notes.txt"],

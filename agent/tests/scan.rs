@@ -628,21 +628,6 @@ fn help_documents_exit_codes_and_formats() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Runs a fixture tool, failing with the package to install when it is missing.
-fn tool(program: &str, args: &[&std::ffi::OsStr], package: &str) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run `{program}` ({e}); install {package} (.ci/run does)")
-        });
-    assert!(
-        out.status.success(),
-        "`{program}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn scan_reports_real_labeled_office_and_pdf_files() {
     use infoledger_tests::formats::{labeled_pdf, office_document, MipLabel, OfficeKind};
@@ -662,7 +647,8 @@ fn scan_reports_real_labeled_office_and_pdf_files() {
     // The same documents, encrypted by real tools, are compliant inside ACME.
     let plain_pdf = t.file("work/plain.pdf", &pdf).unwrap();
     let protected_pdf = t.path("srv/projects/acme/protected.pdf");
-    tool(
+    infoledger_tests::fixture_tool(
+        t.root(),
         "qpdf",
         &[
             "--encrypt".as_ref(),
@@ -677,7 +663,8 @@ fn scan_reports_real_labeled_office_and_pdf_files() {
     );
     let plain_docx = t.file("work/plain.docx", &docx).unwrap();
     let protected_docx = t.path("srv/projects/acme/protected.docx");
-    tool(
+    infoledger_tests::fixture_tool(
+        t.root(),
         "msoffcrypto-tool",
         &[
             "-e".as_ref(),

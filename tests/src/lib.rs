@@ -153,3 +153,25 @@ pub fn date_from_today(days: i64) -> String {
         .format("%Y-%m-%d")
         .to_string()
 }
+
+/// Runs a tool that makes a fixture (in `dir`), panicking with the package to install when it
+/// is missing and with its stderr when it fails: tests never skip for want of a tool.
+pub fn fixture_tool<S: AsRef<std::ffi::OsStr>>(
+    dir: &Path,
+    program: &str,
+    args: &[S],
+    package: &str,
+) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{program}` ({e}); install {package} (.ci/run does)")
+        });
+    assert!(
+        out.status.success(),
+        "`{program}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
