@@ -10,6 +10,7 @@
 //! Concurrency: all writes go through one writer connection; reads use their own connection and,
 //! thanks to WAL, see the last committed state without waiting for the writer.
 
+mod actions;
 mod enroll;
 mod ingest;
 mod migrations;
@@ -80,6 +81,30 @@ pub enum StoreError {
     /// JSON (de)serialisation of a stored document failed.
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// No violation with this id lies within the caller's departments. Deliberately the same
+    /// error for a violation of another department, so that scope does not reveal which ids
+    /// exist.
+    #[error("violation `{0}` not found")]
+    ViolationNotFound(String),
+    /// A manager's action does not apply to the violation's current status; nothing changed.
+    #[error("cannot {action} violation `{id}`: it is {status}")]
+    InvalidTransition {
+        /// The violation.
+        id: String,
+        /// The refused action, as a verb (`acknowledge`, `except`, `reopen`).
+        action: &'static str,
+        /// The violation's status, which the action does not apply to.
+        status: ViolationStatus,
+    },
+    /// A manager's action carried input the store refuses (a blank reason, an exception that
+    /// ends in the past); nothing changed.
+    #[error("invalid {field}: {problem}")]
+    InvalidInput {
+        /// Which input: `actor`, `reason`, `comment`, `until`.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// The collector's database.
