@@ -384,6 +384,8 @@ impl<'b> Inspector<'b> {
             .unwrap_or_default();
         // A scan needs no more than the head of a text file (its marking) unless the file's
         // encryption matters: then SOPS, Ansible Vault and armored blocks further in count.
+        // The marking, once looked for (at most once per file).
+        let mut marking_seen: Option<Option<DetectedLabel>> = None;
         if only_up_to.is_some() && inspect::sniff(&head, &name) == FileFormat::Text {
             let marking = self.marking_label(&head);
             let marking_requires = marking
@@ -406,11 +408,12 @@ impl<'b> Inspector<'b> {
                     notes: Vec::new(),
                 });
             }
+            marking_seen = Some(marking);
         }
         let found = inspect::inspect(&bounded, &head, &name);
         let mut labels = found.labels;
         if matches!(found.kind, FileFormat::Text | FileFormat::Email) {
-            labels.extend(self.marking_label(&head));
+            labels.extend(marking_seen.unwrap_or_else(|| self.marking_label(&head)));
         }
         Ok(Gathered {
             facts: self.facts(path, &meta, attrs, labels, found.encryption, names),
