@@ -1,41 +1,27 @@
 //! The agent-facing endpoints: `POST /api/v1/enroll` and `POST /api/v1/events`.
 
 use super::{body_bytes, parse_json, AppError, AppState, SharedReplayGuard};
-use crate::store::{Event, NewAgent};
+use crate::store::NewAgent;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::Json;
 use chrono::Utc;
+use infoledger_policies::wire::events::{
+    EnrollRequest, EnrollResponse, EventsRequest, EventsResponse,
+};
 use infoledger_policies::wire::signing::{
     hash_secret, verify, ReceivedHeaders, RequestParts, SignatureError, HEADER_AGENT,
     HEADER_CONTENT_SHA256, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
 use ring::rand::SecureRandom as _;
-use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// The longest host name accepted (DNS allows 253 characters).
 const MAX_HOSTNAME_LEN: usize = 253;
 /// The longest agent version string accepted.
 const MAX_VERSION_LEN: usize = 64;
-
-/// `POST /api/v1/enroll` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EnrollRequest {
-    token: String,
-    hostname: String,
-    version: String,
-}
-
-/// `POST /api/v1/enroll` answer: the new identity. The secret is shown this once.
-#[derive(Debug, Serialize)]
-pub(super) struct EnrollResponse {
-    agent_id: String,
-    secret: String,
-}
 
 /// `POST /api/v1/enroll`: trades an enrollment token for an agent id and signing secret.
 pub(super) async fn enroll(
@@ -66,23 +52,6 @@ pub(super) async fn enroll(
         StatusCode::CREATED,
         Json(EnrollResponse { agent_id, secret }),
     ))
-}
-
-/// `POST /api/v1/events` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EventsRequest {
-    /// The agent the batch is from; optional, but when present it must be the signer.
-    #[serde(default)]
-    agent: Option<String>,
-    events: Vec<Event>,
-}
-
-/// `POST /api/v1/events` answer.
-#[derive(Debug, Serialize)]
-pub(super) struct EventsResponse {
-    /// Every event `1..=stored_through` of this agent is durably stored.
-    stored_through: u64,
 }
 
 /// `POST /api/v1/events`: a signed batch of the agent's events, stored idempotently.

@@ -1,110 +1,12 @@
-//! The store's vocabulary: the events agents send and the violations, history and figures read back.
+//! The store's vocabulary: the events agents send (shared with the agent through
+//! `infoledger_policies::wire::events`) and the violations, history and figures read back.
 
 use chrono::{DateTime, Utc};
+pub use infoledger_policies::wire::events::{violation_id, Event, EventBody, Health};
 use infoledger_policies::{Kind, Severity};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
-
-/// One numbered event from an agent. Sequence numbers start at 1 and have no gaps on the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Event {
-    /// The agent's sequence number: the store is idempotent by (agent, seq).
-    pub seq: u64,
-    /// When the agent observed what the event reports.
-    pub at: DateTime<Utc>,
-    /// What happened.
-    pub body: EventBody,
-}
-
-/// What an event reports, tagged by `type` in JSON (`violation_opened`, `violation_resolved`,
-/// `health`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum EventBody {
-    /// The agent found a problem with a file (or still finds it, with possibly new details).
-    ViolationOpened {
-        /// The file's absolute path on the agent's host.
-        path: String,
-        /// What kind of problem.
-        kind: Kind,
-        /// How urgent.
-        severity: Severity,
-        /// The policy label the decision was made with.
-        #[serde(default)]
-        label: Option<String>,
-        /// The ledger asset the file belongs to.
-        #[serde(default)]
-        asset: Option<String>,
-        /// The asset's department: what department-scoped managers see.
-        #[serde(default)]
-        department: Option<String>,
-        /// The rule that fired, e.g. `rules.forbidden: **/Downloads/**`.
-        #[serde(default)]
-        rule: Option<String>,
-        /// One sentence: what is wrong.
-        message: String,
-        /// What a developer can do about it.
-        fix: String,
-        /// The agent's host name.
-        host: String,
-    },
-    /// The agent observed that the problem is gone (moved, encrypted, relabeled, deleted).
-    ViolationResolved {
-        /// The file's absolute path on the agent's host.
-        path: String,
-        /// The kind of problem that is gone.
-        kind: Kind,
-    },
-    /// The agent's own state.
-    Health(Health),
-}
-
-/// An agent's health report.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Health {
-    /// The agent's version.
-    pub version: String,
-    /// Events waiting in the agent's outbox.
-    #[serde(default)]
-    pub queue_depth: u64,
-    /// Events the outbox had to drop by its overflow policy since the agent started.
-    #[serde(default)]
-    pub dropped_events: u64,
-    /// Whether the agent ran out of file-system watches (rescans still cover those folders).
-    #[serde(default)]
-    pub watch_limit_reached: bool,
-    /// The last error the agent met, for the operator.
-    #[serde(default)]
-    pub last_error: Option<String>,
-}
-
-impl EventBody {
-    /// The name stored in the events table's `kind` column (the JSON tag).
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            EventBody::ViolationOpened { .. } => "violation_opened",
-            EventBody::ViolationResolved { .. } => "violation_resolved",
-            EventBody::Health(_) => "health",
-        }
-    }
-}
-
-/// The stable identity of a violation: lowercase hex SHA-256 over (agent, path, kind).
-///
-/// Re-scans, restarts and re-sends of the same problem therefore land on the same row.
-pub fn violation_id(agent_id: &str, path: &str, kind: Kind) -> String {
-    let mut hash = Sha256::new();
-    // NUL separators: no agent id or path contains NUL, so distinct triples never collide.
-    for part in [agent_id, path, kind.as_str()] {
-        hash.update(part.as_bytes());
-        hash.update([0u8]);
-    }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Where a violation is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
