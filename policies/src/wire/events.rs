@@ -27,6 +27,8 @@ pub struct EnrollResponse {
     pub agent_id: String,
     /// The agent's signing secret.
     pub secret: String,
+    /// The collector's bundle-signing public key (Ed25519, base64): see [`super::bundle`].
+    pub bundle_public_key: String,
 }
 
 /// `POST /api/v1/events` body.

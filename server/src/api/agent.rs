@@ -50,7 +50,11 @@ pub(super) async fn enroll(
     tracing::info!(agent = %agent_id, "agent enrolled");
     Ok((
         StatusCode::CREATED,
-        Json(EnrollResponse { agent_id, secret }),
+        Json(EnrollResponse {
+            agent_id,
+            secret,
+            bundle_public_key: state.inner.key.bundle_public_key(),
+        }),
     ))
 }
 

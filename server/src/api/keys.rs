@@ -7,6 +7,10 @@
 //! `hash_secret(secret)`, a verification value only), and the server key lives outside the
 //! database (a file readable by the service only, once the binary exists).
 //!
+//! The bundle signing key (Ed25519) is derived the same way, from a seed
+//! `HMAC-SHA256(server key, BUNDLE_DOMAIN)`: one secret file to protect and back up, and agents
+//! keep verifying cached bundles across restarts of the collector.
+//!
 //! Agent ids are 128-bit random values issued at enrollment and never reused, so they also serve
 //! as the per-agent salt: re-enrolling a host yields a new id and thereby a new secret. Rotating
 //! the server key changes every agent's secret at once; that is a re-enrollment of the fleet.
@@ -14,10 +18,14 @@
 use base64::Engine as _;
 use ring::hmac;
 use ring::rand::SecureRandom;
+use ring::signature::Ed25519KeyPair;
 use std::fmt;
+use std::sync::Arc;
 
 /// Separates this use of the server key from any other use it may get later.
 const DOMAIN: &[u8] = b"infoledger agent secret v1\0";
+/// Separates the bundle signing key's seed from the agent secrets.
+const BUNDLE_DOMAIN: &[u8] = b"infoledger bundle signing key v1\0";
 /// The shortest server key accepted: a full HMAC-SHA256 key's worth of entropy.
 pub const MIN_SERVER_KEY_LEN: usize = 32;
 
@@ -25,6 +33,7 @@ pub const MIN_SERVER_KEY_LEN: usize = 32;
 #[derive(Clone)]
 pub struct ServerKey {
     key: hmac::Key,
+    bundle: Arc<Ed25519KeyPair>,
 }
 
 /// A server key shorter than [`MIN_SERVER_KEY_LEN`] bytes.
@@ -41,9 +50,28 @@ impl ServerKey {
         if bytes.len() < MIN_SERVER_KEY_LEN {
             return Err(ShortServerKey { len: bytes.len() });
         }
-        Ok(ServerKey {
-            key: hmac::Key::new(hmac::HMAC_SHA256, bytes),
-        })
+        Ok(ServerKey::new(hmac::Key::new(hmac::HMAC_SHA256, bytes)))
+    }
+
+    fn new(key: hmac::Key) -> ServerKey {
+        let seed = hmac::sign(&key, BUNDLE_DOMAIN);
+        // A 32-byte seed always makes a key pair; the HMAC output is exactly 32 bytes.
+        let bundle = Ed25519KeyPair::from_seed_unchecked(seed.as_ref())
+            .expect("an HMAC-SHA256 output is a valid Ed25519 seed");
+        ServerKey {
+            key,
+            bundle: Arc::new(bundle),
+        }
+    }
+
+    /// The key that signs bundles.
+    pub fn bundle_key(&self) -> &Ed25519KeyPair {
+        &self.bundle
+    }
+
+    /// The bundle key's public half, base64, as given to agents at enrollment.
+    pub fn bundle_public_key(&self) -> String {
+        infoledger_policies::wire::bundle::encode_public_key(&self.bundle)
     }
 
     /// A fresh random key (32 bytes) and its bytes, to be saved by the caller.
@@ -52,9 +80,7 @@ impl ServerKey {
     ) -> Result<(ServerKey, [u8; MIN_SERVER_KEY_LEN]), ring::error::Unspecified> {
         let mut bytes = [0u8; MIN_SERVER_KEY_LEN];
         rng.fill(&mut bytes)?;
-        let key = ServerKey {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &bytes),
-        };
+        let key = ServerKey::new(hmac::Key::new(hmac::HMAC_SHA256, &bytes));
         Ok((key, bytes))
     }
 
@@ -88,6 +114,11 @@ mod tests {
         assert_ne!(s, a.agent_secret("agent-2"));
         assert_ne!(s, b.agent_secret("agent-1"));
         assert_eq!(format!("{a:?}"), "ServerKey(..)");
+        assert_eq!(
+            a.bundle_public_key(),
+            ServerKey::from_bytes(&[1; 32]).unwrap().bundle_public_key()
+        );
+        assert_ne!(a.bundle_public_key(), b.bundle_public_key());
     }
 
     #[test]

@@ -80,6 +80,56 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 3: people's API tokens, the hash-chained audit trail, and the bundle's versions.
+    r#"
+    CREATE TABLE api_tokens (
+        id          TEXT PRIMARY KEY,       -- public handle (`tok-…`), shown in lists and audit
+        token_hash  TEXT NOT NULL UNIQUE,   -- wire::signing::hash_secret of the bearer token
+        name        TEXT NOT NULL,          -- who uses it: the actor recorded for its actions
+        role        TEXT NOT NULL CHECK (role IN ('admin', 'manager', 'viewer')),
+        departments TEXT NOT NULL DEFAULT '[]',  -- JSON array of strings; managers only
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT,
+        revoked_at  TEXT
+    ) STRICT;
+
+    -- Append-only: every row carries the SHA-256 of its predecessor's hash and its own fields.
+    CREATE TABLE audit_log (
+        id        INTEGER PRIMARY KEY,      -- 1, 2, 3, … without gaps
+        at        TEXT NOT NULL,
+        actor     TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        subject   TEXT NOT NULL,
+        details   TEXT NOT NULL,            -- JSON object
+        prev_hash TEXT NOT NULL,
+        hash      TEXT NOT NULL
+    ) STRICT;
+    -- The chain's head, written in the same transaction as each entry, so that cutting entries
+    -- off the end is detected as well as editing or deleting them inside the chain.
+    CREATE TABLE audit_head (
+        one     INTEGER PRIMARY KEY CHECK (one = 1),
+        last_id INTEGER NOT NULL,
+        hash    TEXT NOT NULL
+    ) STRICT;
+    -- The server itself never changes or removes an entry; these make an accidental attempt fail
+    -- loudly. (Someone with the database file can drop them: `audit verify` is what detects that.)
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+    -- Every version of the bundle agents receive; the newest row is the current bundle.
+    CREATE TABLE bundle_versions (
+        version     INTEGER PRIMARY KEY CHECK (version > 0),
+        issued_at   TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        change      TEXT NOT NULL,          -- what changed: `policy`, `ledger` or `both`
+        policy_name TEXT NOT NULL,
+        policy_text TEXT NOT NULL,
+        ledger_name TEXT NOT NULL,
+        ledger_text TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// Brings the database up to the newest schema; a no-op when it already is.

@@ -11,12 +11,14 @@
 //! thanks to WAL, see the last committed state without waiting for the writer.
 
 mod actions;
+pub mod audit;
 mod enroll;
 mod ingest;
 mod migrations;
 pub mod model;
 mod query;
 
+pub use audit::{AuditEntry, AuditProblem, AuditRecord, AuditVerification};
 pub use model::{
     violation_id, Agent, Cursor, Event, EventBody, Health, HeatmapCell, HistoryEntry, NewAgent,
     Page, PageRequest, Violation, ViolationDetail, ViolationFilter, ViolationStatus,
