@@ -1,5 +1,5 @@
-//! The command line of `infoledger-server`: `serve`, `validate` and `enroll-token create`, exit
-//! codes, and error printing.
+//! The command line of `infoledger-server`: `serve`, `validate`, `enroll-token create`,
+//! `token create|list|revoke` and `audit verify`, exit codes, and error printing.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use crate::api::{self, ApiConfig, AppState};
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use crate::keyfile::{self, KeyFileError, KeyOrigin};
-use crate::store::Store;
+use crate::store::{NewApiToken, Role, Store, StoreError};
 
 /// Exit code: success (for `serve`: a clean shutdown).
 pub const EXIT_OK: u8 = 0;
@@ -51,6 +51,69 @@ enum Command {
     /// Manage enrollment tokens.
     #[command(subcommand)]
     EnrollToken(EnrollTokenCommand),
+    /// Manage API tokens for people and scripts (roles admin, manager, viewer).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue an API token and print it once on stdout; only its hash is stored.
+    #[command(
+        after_help = "Roles: admin (everything), manager (read and act on the violations of its --department(s) only), viewer (read only; every department unless --department is given).\n\nExamples:\n  infoledger-server token create --name alice --role manager --department Finance\n  infoledger-server token create --name grafana --role viewer --expires-in 52w"
+    )]
+    Create(CreateApiTokenArgs),
+    /// List API tokens (never their secrets).
+    List(ConfigArgs),
+    /// Revoke an API token by its id (`tok-…`, see `token list`); it stops working at once.
+    Revoke(RevokeApiTokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct CreateApiTokenArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Who will use the token; recorded as the actor of every decision taken with it.
+    #[arg(long, value_name = "NAME")]
+    name: String,
+    /// admin, manager or viewer.
+    #[arg(long, value_name = "ROLE", value_parser = parse_role)]
+    role: Role,
+    /// A department the token is limited to (repeat for several); required for managers.
+    #[arg(long = "department", value_name = "DEPARTMENT")]
+    departments: Vec<String>,
+    /// How long the token stays valid, e.g. 12h, 30d, 52w [default: no expiry]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    expires_in: Option<chrono::TimeDelta>,
+}
+
+#[derive(Debug, Args)]
+struct RevokeApiTokenArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The token's id (`tok-…`).
+    id: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain of the audit trail; exit 1 if any entry was edited, deleted or cut off.
+    #[command(
+        after_help = "Prints the chain's head (last entry id and hash). Keep that line somewhere the database's administrators cannot write (a ticket, a log server) and pass it back with --expect-head: that also detects a trail that was cut back or rewritten from scratch."
+    )]
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct AuditVerifyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// A head printed by an earlier `audit verify` (ID:HASH): the chain must still contain it.
+    #[arg(long, value_name = "ID:HASH")]
+    expect_head: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +161,10 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => run_serve(&args.config),
         Command::Validate(args) => run_validate(&args.config),
         Command::EnrollToken(EnrollTokenCommand::Create(args)) => run_create_token(&args),
+        Command::Token(TokenCommand::Create(args)) => run_create_api_token(&args),
+        Command::Token(TokenCommand::List(args)) => run_list_api_tokens(&args.config),
+        Command::Token(TokenCommand::Revoke(args)) => run_revoke_api_token(&args),
+        Command::Audit(AuditCommand::Verify(args)) => run_audit_verify(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -168,6 +235,147 @@ fn run_create_token(args: &CreateTokenArgs) -> anyhow::Result<u8> {
         }
     );
     Ok(EXIT_OK)
+}
+
+/// The actor recorded for decisions taken on the command line.
+const CLI_ACTOR: &str = "cli";
+
+fn run_create_api_token(args: &CreateApiTokenArgs) -> anyhow::Result<u8> {
+    let config = Config::load(&args.config.config)?;
+    let store = Store::open(&config.database)?;
+    let now = chrono::Utc::now();
+    let new = NewApiToken {
+        name: &args.name,
+        role: args.role,
+        departments: &args.departments,
+        expires_at: args.expires_in.map(|d| now + d),
+    };
+    let issued = match store.create_api_token(&new, CLI_ACTOR, now) {
+        Ok(issued) => issued,
+        Err(e @ StoreError::InvalidInput { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+        Err(e) => return Err(e).context("cannot create the API token"),
+    };
+    println!("{}", issued.token);
+    eprintln!(
+        "note: token {} ({} {}) is shown only this once; send it as `Authorization: Bearer <token>`",
+        issued.id,
+        args.role,
+        args.name.trim()
+    );
+    Ok(EXIT_OK)
+}
+
+fn run_list_api_tokens(path: &Path) -> anyhow::Result<u8> {
+    let config = Config::load(path)?;
+    let store = Store::open(&config.database)?;
+    let now = chrono::Utc::now();
+    let time =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    println!(
+        "{:<20}  {:<8}  {:<20}  {:<24}  {:<20}  STATE",
+        "ID", "ROLE", "NAME", "DEPARTMENTS", "CREATED"
+    );
+    for token in store.api_tokens()? {
+        let state = match (token.revoked_at, token.expires_at) {
+            (Some(at), _) => format!("revoked {}", time(at)),
+            (None, Some(at)) if at <= now => format!("expired {}", time(at)),
+            (None, Some(at)) => format!("valid until {}", time(at)),
+            (None, None) => "valid".to_owned(),
+        };
+        let departments = if token.departments.is_empty() {
+            "(all)".to_owned()
+        } else {
+            token.departments.join(",")
+        };
+        println!(
+            "{:<20}  {:<8}  {:<20}  {:<24}  {:<20}  {state}",
+            token.id,
+            token.role,
+            token.name,
+            departments,
+            time(token.created_at)
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn run_revoke_api_token(args: &RevokeApiTokenArgs) -> anyhow::Result<u8> {
+    let config = Config::load(&args.config.config)?;
+    let store = Store::open(&config.database)?;
+    match store.revoke_api_token(&args.id, CLI_ACTOR, chrono::Utc::now()) {
+        Ok(()) => {
+            eprintln!("revoked {}", args.id);
+            Ok(EXIT_OK)
+        }
+        Err(e @ StoreError::TokenNotFound(_)) => {
+            eprintln!("error: {e} (see `infoledger-server token list`)");
+            Ok(EXIT_FAILURE)
+        }
+        Err(e) => Err(e).context("cannot revoke the token"),
+    }
+}
+
+fn run_audit_verify(args: &AuditVerifyArgs) -> anyhow::Result<u8> {
+    let config = Config::load(&args.config.config)?;
+    let store = Store::open(&config.database)?;
+    let expected = args
+        .expect_head
+        .as_deref()
+        .map(|text| {
+            text.split_once(':')
+                .and_then(|(id, hash)| Some((id.parse::<u64>().ok()?, hash.to_owned())))
+                .ok_or_else(|| {
+                    format!("--expect-head `{text}`: expected ID:HASH as printed by `audit verify`")
+                })
+        })
+        .transpose();
+    let expected = match expected {
+        Ok(e) => e,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let verification = store.verify_audit()?;
+    if let Some(problem) = &verification.problem {
+        println!(
+            "audit trail BROKEN at entry {}: {} ({} entries verified before it)",
+            problem.entry, problem.reason, verification.entries
+        );
+        return Ok(EXIT_FAILURE);
+    }
+    let head = match verification.entries {
+        0 => None,
+        n => store.audit_entries(n - 1, 1)?.into_iter().next(),
+    };
+    if let Some((id, hash)) = expected {
+        let held = store
+            .audit_entries(id.saturating_sub(1), 1)?
+            .into_iter()
+            .next()
+            .filter(|entry| entry.id == id);
+        if held.as_ref().map(|e| e.hash.as_str()) != Some(hash.as_str()) {
+            println!(
+                "audit trail BROKEN: it no longer contains the expected head {id}:{hash} (the trail was cut back or rewritten)"
+            );
+            return Ok(EXIT_FAILURE);
+        }
+    }
+    match head {
+        Some(entry) => println!(
+            "audit trail intact: {} entries; head {}:{}",
+            verification.entries, entry.id, entry.hash
+        ),
+        None => println!("audit trail intact: no entries yet"),
+    }
+    Ok(EXIT_OK)
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse()
 }
 
 fn run_serve(path: &Path) -> anyhow::Result<u8> {

@@ -46,6 +46,29 @@ pub enum AppError {
         /// The agent named in the body.
         claimed: String,
     },
+    /// A people's endpoint was called without a valid bearer token (missing, unknown, expired
+    /// or revoked: one answer for all, so that tokens cannot be probed).
+    #[error("a valid API token is required (Authorization: Bearer ilt_…)")]
+    Unauthenticated,
+    /// The caller's role does not allow this.
+    #[error("your role ({role}) may not {action}")]
+    Forbidden {
+        /// The caller's role.
+        role: &'static str,
+        /// What was refused, as a verb phrase.
+        action: &'static str,
+    },
+    /// The addressed thing does not exist or lies outside the caller's departments.
+    #[error("{what} `{id}` not found")]
+    ResourceNotFound {
+        /// What kind of thing (`violation`, `agent`, `token`).
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The action does not apply in the current state (e.g. acknowledging a resolved violation).
+    #[error("{0}")]
+    Conflict(String),
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
@@ -73,6 +96,10 @@ impl AppError {
                 StatusCode::UNAUTHORIZED
             }
             AppError::AgentRevoked | AppError::AgentMismatch { .. } => StatusCode::FORBIDDEN,
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::ResourceNotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,6 +119,10 @@ impl AppError {
             AppError::UnknownAgent => "unknown_agent",
             AppError::AgentRevoked => "agent_revoked",
             AppError::AgentMismatch { .. } => "agent_mismatch",
+            AppError::Unauthenticated => "unauthenticated",
+            AppError::Forbidden { .. } => "forbidden",
+            AppError::ResourceNotFound { .. } => "not_found",
+            AppError::Conflict(_) => "conflict",
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Internal(_) => "internal",
@@ -106,7 +137,15 @@ impl From<StoreError> for AppError {
             StoreError::UnknownAgent(_) => AppError::UnknownAgent,
             StoreError::RevokedAgent(_) => AppError::AgentRevoked,
             StoreError::EnrollTokenInvalid => AppError::EnrollTokenInvalid,
-            StoreError::InvalidSequence { .. } => AppError::InvalidField(e.to_string()),
+            StoreError::InvalidSequence { .. }
+            | StoreError::InvalidInput { .. }
+            | StoreError::ZeroUses => AppError::InvalidField(e.to_string()),
+            StoreError::ViolationNotFound(id) => AppError::ResourceNotFound {
+                what: "violation",
+                id,
+            },
+            StoreError::TokenNotFound(id) => AppError::ResourceNotFound { what: "token", id },
+            StoreError::InvalidTransition { .. } => AppError::Conflict(e.to_string()),
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -128,6 +167,7 @@ impl IntoResponse for AppError {
             // Refused signatures can mean an attack or a misconfigured agent: worth a trace for
             // the operator, not an error.
             AppError::Signature(_)
+            | AppError::Unauthenticated
             | AppError::UnknownAgent
             | AppError::AgentRevoked
             | AppError::AgentMismatch { .. } => {

@@ -8,6 +8,7 @@
 //! on tokio's blocking pool.
 
 mod agent;
+pub mod auth;
 mod error;
 pub mod keys;
 

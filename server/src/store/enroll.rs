@@ -5,6 +5,7 @@
 //! and adding the agent happen in one writer transaction: two agents racing for the last use of a
 //! single-use token cannot both get in, and a failed insert gives the use back.
 
+use super::audit::{append, AuditRecord};
 use super::model::NewAgent;
 use super::{timestamp, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -13,7 +14,8 @@ use rusqlite::TransactionBehavior;
 
 impl Store {
     /// Issues an enrollment token good for `uses` enrollments (unlimited when `None`) until
-    /// `expires` (forever when `None`). Returns the token; only its hash is stored.
+    /// `expires` (forever when `None`). Returns the token; only its hash is stored. Audited as
+    /// done by `cli`, the only place tokens are issued from.
     pub fn create_enroll_token(
         &self,
         uses: Option<u32>,
@@ -24,16 +26,29 @@ impl Store {
         }
         let token =
             generate_secret(&ring::rand::SystemRandom::new()).map_err(|_| StoreError::Random)?;
-        self.writer().execute(
+        let now = Utc::now();
+        let hash = hash_secret(&token);
+        let mut writer = self.writer();
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
             "INSERT INTO enroll_tokens (token_hash, uses_left, expires_at, created_at)
              VALUES (?1, ?2, ?3, ?4)",
-            (
-                hash_secret(&token),
-                uses,
-                expires.map(timestamp),
-                timestamp(Utc::now()),
-            ),
+            (&hash, uses, expires.map(timestamp), timestamp(now)),
         )?;
+        // The audit names the token by a prefix of its hash: enough to tell tokens apart,
+        // useless for enrolling.
+        let subject = format!("enroll-token:{}", hash.get(3..15).unwrap_or(&hash));
+        append(
+            &tx,
+            &AuditRecord {
+                at: now,
+                actor: "cli",
+                action: "enroll_token.created",
+                subject: &subject,
+                details: serde_json::json!({ "uses": uses, "expires_at": expires }),
+            },
+        )?;
+        tx.commit()?;
         Ok(token)
     }
 
@@ -79,6 +94,16 @@ impl Store {
             // Dropping the transaction rolls the consumed use back.
             return Err(StoreError::DuplicateAgent(agent.id.clone()));
         }
+        append(
+            &tx,
+            &AuditRecord {
+                at: now,
+                actor: &format!("agent:{}", agent.id),
+                action: "agent.enrolled",
+                subject: &agent.id,
+                details: serde_json::json!({ "hostname": agent.hostname, "version": version }),
+            },
+        )?;
         tx.commit()?;
         Ok(())
     }

@@ -17,12 +17,14 @@ mod ingest;
 mod migrations;
 pub mod model;
 mod query;
+pub mod tokens;
 
 pub use audit::{AuditEntry, AuditProblem, AuditRecord, AuditVerification};
 pub use model::{
     violation_id, Agent, Cursor, Event, EventBody, Health, HeatmapCell, HistoryEntry, NewAgent,
     Page, PageRequest, Violation, ViolationDetail, ViolationFilter, ViolationStatus,
 };
+pub use tokens::{ApiToken, Caller, IssuedToken, NewApiToken, Role};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -88,6 +90,9 @@ pub enum StoreError {
     /// exist.
     #[error("violation `{0}` not found")]
     ViolationNotFound(String),
+    /// No API token with this id.
+    #[error("token `{0}` not found")]
+    TokenNotFound(String),
     /// A manager's action does not apply to the violation's current status; nothing changed.
     #[error("cannot {action} violation `{id}`: it is {status}")]
     InvalidTransition {
