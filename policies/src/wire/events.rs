@@ -103,6 +103,32 @@ pub enum EventBody {
     },
     /// The agent's own state.
     Health(Health),
+    /// Where the ledger's assets were seen on this host: sent after each complete scan, so the
+    /// collector can tell assets whose locations hold no file anywhere (ledger drift) and files
+    /// of an asset on hosts the asset does not list.
+    Footprint(Footprint),
+}
+
+/// Per-asset file counts from one complete scan of an agent's watch roots.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Footprint {
+    /// The agent's host name.
+    pub host: String,
+    /// The watch roots the scan covered.
+    pub roots: Vec<String>,
+    /// Every asset with at least one file under the roots, with how many files.
+    pub assets: Vec<AssetFootprint>,
+}
+
+/// One asset's files on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetFootprint {
+    /// The asset's id.
+    pub asset: String,
+    /// How many of its files the scan saw.
+    pub files: u64,
 }
 
 /// An agent's health report.
@@ -132,6 +158,7 @@ impl EventBody {
             EventBody::ViolationOpened { .. } => "violation_opened",
             EventBody::ViolationResolved { .. } => "violation_resolved",
             EventBody::Health(_) => "health",
+            EventBody::Footprint(_) => "footprint",
         }
     }
 }

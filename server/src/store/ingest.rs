@@ -138,6 +138,8 @@ fn apply(tx: &Transaction<'_>, agent: &str, event: &Event, now: &str) -> Result<
             apply_resolved(tx, agent, path, *kind, &at, now)
         }
         EventBody::Health(health) => apply_health(tx, agent, health),
+        // Kept in the event log; ledger drift reads the latest footprint per agent from there.
+        EventBody::Footprint(_) => Ok(()),
     }
 }
 
