@@ -57,6 +57,14 @@ enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write the man pages and shell completions (bash, zsh, fish) into a folder; used when
+    /// building packages.
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Where to write them (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +173,7 @@ pub fn main() -> ExitCode {
         Command::Token(TokenCommand::List(args)) => run_list_api_tokens(&args.config),
         Command::Token(TokenCommand::Revoke(args)) => run_revoke_api_token(&args),
         Command::Audit(AuditCommand::Verify(args)) => run_audit_verify(&args),
+        Command::GenerateAssets { out } => generate_assets(&out),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -374,6 +383,38 @@ fn run_audit_verify(args: &AuditVerifyArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// Man pages (one per subcommand, as `infoledger-server-token.1` etc.) and completions.
+fn generate_assets(out: &Path) -> anyhow::Result<u8> {
+    use clap::CommandFactory;
+    let man = out.join("man");
+    let completions = out.join("completions");
+    for dir in [&man, &completions] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let command = Cli::command();
+    clap_mangen::generate_to(command.clone(), &man)
+        .with_context(|| format!("cannot write man pages into {}", man.display()))?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(
+            shell,
+            &mut command.clone(),
+            "infoledger-server",
+            &completions,
+        )
+        .with_context(|| format!("cannot write {shell} completions"))?;
+    }
+    println!(
+        "wrote man pages to {} and completions to {}",
+        man.display(),
+        completions.display()
+    );
+    Ok(EXIT_OK)
+}
+
 fn parse_role(text: &str) -> Result<Role, String> {
     text.parse()
 }
@@ -412,6 +453,10 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
             .local_addr()
             .context("cannot read the bound address")?;
         eprintln!("listening on {addr}");
+        // Under a Type=notify unit, tell systemd the collector is ready; elsewhere a no-op.
+        if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+            tracing::warn!(error = %e, "cannot notify systemd of readiness");
+        }
         tracing::info!(%addr, "collector started");
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.wait())
