@@ -16,7 +16,7 @@ use super::audit::{append, AuditRecord};
 use super::model::{HistoryEntry, Violation, ViolationStatus};
 use super::query::read_violation;
 use super::{timestamp, Store, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior};
 
 /// The longest reason or comment the store accepts, in characters.
@@ -307,6 +307,9 @@ impl<'a> Decision<'a> {
         action: &ManagerAction<'a>,
         now: DateTime<Utc>,
     ) -> Result<Decision<'a>, StoreError> {
+        // The database keeps microseconds: the entry handed back must say what a later read
+        // will say.
+        let now = now.trunc_subsecs(6);
         let actor = check_actor(actor)?;
         let (action, reason) = match *action {
             ManagerAction::Acknowledge { reason } => (

@@ -168,92 +168,8 @@ impl Store {
         page: &PageRequest,
         departments: Option<&[String]>,
     ) -> Result<Page, StoreError> {
-        let sort = page.sort;
-        let mut conditions: Vec<String> = Vec::new();
-        let mut params: Vec<Value> = Vec::new();
-        any_of(
-            &mut conditions,
-            &mut params,
-            "status",
-            filter.statuses.iter().map(|s| s.as_str()),
-        );
-        any_of(
-            &mut conditions,
-            &mut params,
-            "severity",
-            filter.severities.iter().map(|s| s.as_str()),
-        );
-        any_of(
-            &mut conditions,
-            &mut params,
-            "kind",
-            filter.kinds.iter().map(|k| k.as_str()),
-        );
-        for (column, value) in [
-            ("department", &filter.department),
-            ("asset", &filter.asset),
-            ("host", &filter.host),
-            ("label", &filter.label),
-        ] {
-            if let Some(value) = value {
-                conditions.push(format!("{column} = ?"));
-                params.push(Value::Text(value.clone()));
-            }
-        }
-        if let Some(text) = &filter.path_contains {
-            // LIKE ignores the case of ASCII letters; the escape keeps `%` and `_` literal.
-            conditions.push("path LIKE ? ESCAPE '\\'".to_owned());
-            params.push(Value::Text(format!("%{}%", escape_like(text))));
-        }
-        if let Some(scope) = restriction(departments)? {
-            conditions.push("department IN (SELECT value FROM json_each(?))".to_owned());
-            params.push(scope);
-        }
-        let columns = order_columns(sort.key);
-        let direction = match sort.order {
-            SortOrder::Asc => "ASC",
-            SortOrder::Desc => "DESC",
-        };
-        if let Some(after) = &page.after {
-            if after.sort != sort {
-                return Err(StoreError::InvalidInput {
-                    field: "cursor",
-                    problem: format!("it continues {}, not {sort}", after.sort),
-                });
-            }
-            let placeholders = vec!["?"; columns.len()].join(", ");
-            let comparison = match sort.order {
-                SortOrder::Asc => ">",
-                SortOrder::Desc => "<",
-            };
-            conditions.push(format!(
-                "({}) {comparison} ({placeholders})",
-                columns.join(", ")
-            ));
-            if let Some(rank) = after.rank {
-                params.push(Value::Integer(i64::from(rank)));
-            }
-            params.push(Value::Text(after.at.clone()));
-            params.push(Value::Text(after.id.clone()));
-        }
+        let (sql, params) = list_sql(filter, page, departments)?;
         let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
-        let where_clause = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let order_by: Vec<String> = columns
-            .iter()
-            .map(|column| format!("{column} {direction}"))
-            .collect();
-        // One row more than asked tells whether another page follows.
-        params.push(Value::Integer(i64::from(limit) + 1));
-        let sql = format!(
-            "SELECT {VIOLATION_COLUMNS} FROM violations {where_clause}
-             ORDER BY {} LIMIT ?",
-            order_by.join(", ")
-        );
-
         let reader = self.reader();
         let mut stmt = reader.prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(params), RawViolation::read)?;
@@ -268,7 +184,7 @@ impl Store {
             .map(RawViolation::check)
             .collect::<Result<_, _>>()?;
         let next = match violations.last() {
-            Some(last) if more => Some(cursor_after(sort, last)),
+            Some(last) if more => Some(cursor_after(page.sort, last)),
             _ => None,
         };
         Ok(Page { violations, next })
@@ -305,6 +221,102 @@ impl Store {
         cells.sort_by(|a, b| (&a.department, a.severity).cmp(&(&b.department, b.severity)));
         Ok(cells)
     }
+}
+
+/// The statement and parameters of one page of [`Store::list_violations`]; it asks for one row
+/// more than the page holds, which tells whether another page follows.
+fn list_sql(
+    filter: &ViolationFilter,
+    page: &PageRequest,
+    departments: Option<&[String]>,
+) -> Result<(String, Vec<Value>), StoreError> {
+    let sort = page.sort;
+    let mut conditions: Vec<String> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    any_of(
+        &mut conditions,
+        &mut params,
+        "status",
+        filter.statuses.iter().map(|s| s.as_str()),
+    );
+    any_of(
+        &mut conditions,
+        &mut params,
+        "severity",
+        filter.severities.iter().map(|s| s.as_str()),
+    );
+    any_of(
+        &mut conditions,
+        &mut params,
+        "kind",
+        filter.kinds.iter().map(|k| k.as_str()),
+    );
+    for (column, value) in [
+        ("department", &filter.department),
+        ("asset", &filter.asset),
+        ("host", &filter.host),
+        ("label", &filter.label),
+    ] {
+        if let Some(value) = value {
+            conditions.push(format!("{column} = ?"));
+            params.push(Value::Text(value.clone()));
+        }
+    }
+    if let Some(text) = &filter.path_contains {
+        // LIKE ignores the case of ASCII letters; the escape keeps `%` and `_` literal.
+        conditions.push("path LIKE ? ESCAPE '\\'".to_owned());
+        params.push(Value::Text(format!("%{}%", escape_like(text))));
+    }
+    if let Some(scope) = restriction(departments)? {
+        conditions.push("department IN (SELECT value FROM json_each(?))".to_owned());
+        params.push(scope);
+    }
+    let columns = order_columns(sort.key);
+    let direction = match sort.order {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    };
+    if let Some(after) = &page.after {
+        if after.sort != sort {
+            return Err(StoreError::InvalidInput {
+                field: "cursor",
+                problem: format!("it continues {}, not {sort}", after.sort),
+            });
+        }
+        let placeholders = vec!["?"; columns.len()].join(", ");
+        let comparison = match sort.order {
+            SortOrder::Asc => ">",
+            SortOrder::Desc => "<",
+        };
+        conditions.push(format!(
+            "({}) {comparison} ({placeholders})",
+            columns.join(", ")
+        ));
+        if let Some(rank) = after.rank {
+            params.push(Value::Integer(i64::from(rank)));
+        }
+        params.push(Value::Text(after.at.clone()));
+        params.push(Value::Text(after.id.clone()));
+    }
+    let limit = page.limit.clamp(1, PageRequest::MAX_LIMIT);
+    let where_clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let order_by: Vec<String> = columns
+        .iter()
+        .map(|column| format!("{column} {direction}"))
+        .collect();
+    // One row more than asked tells whether another page follows.
+    params.push(Value::Integer(i64::from(limit) + 1));
+    let sql = format!(
+        "SELECT {VIOLATION_COLUMNS} FROM violations {where_clause}
+         ORDER BY {} LIMIT ?",
+        order_by.join(", ")
+    );
+
+    Ok((sql, params))
 }
 
 fn parse<T: FromStr<Err = String>>(text: &str) -> Result<T, StoreError> {
@@ -377,5 +389,84 @@ impl RawViolation {
             message: self.message,
             fix: self.fix,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::Cursor;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("q.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn the_sql_rank_agrees_with_severity_order() {
+        let (_dir, store) = store();
+        let reader = store.reader();
+        for severity in Severity::ALL {
+            let rank: i64 = reader
+                .query_row(
+                    &format!("SELECT {SEVERITY_RANK} FROM (SELECT ?1 AS severity)"),
+                    [severity.as_str()],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(rank, i64::from(severity_rank(severity)), "{severity}");
+        }
+        let ranks: Vec<u8> = Severity::ALL.into_iter().map(severity_rank).collect();
+        assert_eq!(ranks, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(escape_like("a%b_c\\d"), "a\\%b\\_c\\\\d");
+        assert_eq!(escape_like("plain/path"), "plain/path");
+    }
+
+    /// Every order is served by an index, first page and later pages alike, so a page costs a
+    /// short index range and never a sort of the whole table.
+    #[test]
+    fn every_order_walks_an_index() {
+        let (_dir, store) = store();
+        let reader = store.reader();
+        let expected = [
+            (SortKey::OpenedAt, "violations_by_opened"),
+            (SortKey::UpdatedAt, "violations_by_updated"),
+            (SortKey::Severity, "violations_by_severity"),
+        ];
+        for (key, index) in expected {
+            for order in [SortOrder::Asc, SortOrder::Desc] {
+                let sort = Sort { key, order };
+                let cursor = Cursor {
+                    sort,
+                    rank: (key == SortKey::Severity).then_some(2),
+                    at: "2026-03-01T10:00:00.000000Z".into(),
+                    id: "a".repeat(64),
+                };
+                for after in [None, Some(cursor)] {
+                    let page = PageRequest {
+                        after,
+                        limit: 50,
+                        sort,
+                    };
+                    let (sql, params) = list_sql(&ViolationFilter::default(), &page, None).unwrap();
+                    let mut stmt = reader
+                        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                        .unwrap();
+                    let plan: Vec<String> = stmt
+                        .query_map(rusqlite::params_from_iter(params), |row| row.get(3))
+                        .unwrap()
+                        .collect::<Result<_, _>>()
+                        .unwrap();
+                    let plan = plan.join("; ");
+                    assert!(plan.contains(index), "{sort}: {plan}");
+                    assert!(!plan.contains("TEMP B-TREE"), "{sort}: {plan}");
+                }
+            }
+        }
     }
 }
