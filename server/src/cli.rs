@@ -402,7 +402,8 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
         .with_slas(config.slas.clone())
         .with_agent_stale_after(config.agents.stale_after);
     let app = api::router(state);
-    api::manager::expire_exceptions_periodically(Arc::clone(&store), EXCEPTION_EXPIRY_PERIOD)
+    // Runs until `serve` returns, after the last request.
+    let _expiry = api::manager::ExceptionExpiry::spawn(Arc::clone(&store), EXCEPTION_EXPIRY_PERIOD)
         .context("cannot start the exception expiry")?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -15,7 +15,7 @@ use infoledger_server::api::{router, ApiConfig, AppState, ServerKey};
 use infoledger_server::sla::Slas;
 use infoledger_server::store::{
     violation_id, DepartmentRemediation, Event, EventBody, Health, NewAgent, NewApiToken, Role,
-    SeverityCounts, Store,
+    SeverityCounts, Store, ViolationStatus,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +24,8 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 const KEY: [u8; 32] = [9; 32];
+/// More rows than any test stores: a walk past it is a cursor going round in circles.
+const MAX_WALK: usize = 5000;
 
 struct Harness {
     app: Router,
@@ -119,6 +121,8 @@ impl Harness {
             let rows = body["violations"].as_array().unwrap();
             assert!(rows.len() <= limit as usize, "{path}");
             ids.extend(rows.iter().map(|v| v["id"].as_str().unwrap().to_owned()));
+            // A cursor that does not advance would page forever.
+            assert!(ids.len() <= MAX_WALK, "more than {MAX_WALK} rows: {path}");
             match &body["next"] {
                 Value::Null => return ids,
                 Value::String(next) => {
@@ -1899,4 +1903,54 @@ async fn the_audit_trail_pages_by_id() {
     assert_eq!(first["actor"], "seed");
     assert_eq!(first["subject"], SEEDS[0].id());
     assert_eq!(first["hash"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn exceptions_past_their_date_reopen_by_themselves() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("manager")
+        .join("expiry");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Arc::new(Store::open(&dir.join("collector.db")).unwrap());
+    seed(&store);
+    // Granted an hour ago until a minute ago.
+    let id = SEEDS[1].id();
+    let now = Utc::now();
+    store
+        .except(
+            &id,
+            "mia",
+            now - Duration::minutes(1),
+            "short",
+            now - Duration::hours(1),
+            None,
+        )
+        .unwrap();
+    let expiry = infoledger_server::api::manager::ExceptionExpiry::spawn(
+        Arc::clone(&store),
+        std::time::Duration::from_secs(3600),
+    )
+    .unwrap();
+    // The first run happens at once; wait for it (bounded) without assuming how long it takes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let reopened = loop {
+        let detail = store.violation(&id, None).unwrap().unwrap();
+        if detail.violation.status != ViolationStatus::Excepted {
+            break detail;
+        }
+        assert!(std::time::Instant::now() < deadline, "not reopened");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    // Dropping stops the thread, although its next run is an hour away.
+    drop(expiry);
+    assert_eq!(reopened.violation.status, ViolationStatus::Open);
+    let last = reopened.history.last().unwrap();
+    assert_eq!(
+        (last.actor.as_str(), last.action.as_str()),
+        ("system", "exception-expired")
+    );
+    // The exception granted by the seed until 2099 holds.
+    let other = store.violation(&SEEDS[4].id(), None).unwrap().unwrap();
+    assert_eq!(other.violation.status, ViolationStatus::Excepted);
 }

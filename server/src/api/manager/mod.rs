@@ -86,21 +86,49 @@ fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, AppError
     path.map(|Path(id)| id).map_err(|_| AppError::NotFound)
 }
 
-/// Reopens exceptions whose date has passed, once now and then every `period`, on a thread of
-/// its own for the life of the process. An exception therefore ends at most one period late;
-/// a failure is logged and retried at the next tick.
-pub fn expire_exceptions_periodically(
-    store: Arc<Store>,
-    period: std::time::Duration,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("exception-expiry".into())
-        .spawn(move || loop {
-            match store.expire_exceptions(chrono::Utc::now()) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "exceptions past their date reopened"),
-                Err(e) => tracing::error!(error = %e, "cannot expire exceptions"),
-            }
-            std::thread::sleep(period);
+/// Reopens exceptions whose date has passed, once at start and then every `period`, on a thread
+/// of its own, until dropped. An exception therefore ends at most one period late; a failure is
+/// logged and retried at the next tick.
+#[derive(Debug)]
+pub struct ExceptionExpiry {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ExceptionExpiry {
+    /// Starts the thread.
+    pub fn spawn(
+        store: Arc<Store>,
+        period: std::time::Duration,
+    ) -> std::io::Result<ExceptionExpiry> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("exception-expiry".into())
+            .spawn(move || loop {
+                match store.expire_exceptions(chrono::Utc::now()) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "exceptions past their date reopened"),
+                    Err(e) => tracing::error!(error = %e, "cannot expire exceptions"),
+                }
+                // Waiting on the channel doubles as the sleep: dropping the sender ends it.
+                match stopped.recv_timeout(period) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            })?;
+        Ok(ExceptionExpiry {
+            stop: Some(stop),
+            thread: Some(thread),
         })
+    }
+}
+
+impl Drop for ExceptionExpiry {
+    /// Stops the thread and waits for a run in progress to finish.
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
