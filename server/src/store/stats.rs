@@ -51,17 +51,6 @@ impl SeverityCounts {
             Severity::Critical => &mut self.critical,
         }
     }
-
-    /// The count for `severity`.
-    pub fn get(&self, severity: Severity) -> u64 {
-        let mut copy = *self;
-        *copy.slot(severity)
-    }
-
-    /// The sum over all severities.
-    pub fn total(&self) -> u64 {
-        self.info + self.low + self.medium + self.high + self.critical
-    }
 }
 
 /// One department's remediation figures.
