@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::api::{self, ApiConfig, AppState};
-use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use crate::config::{parse_duration, Config, ConfigError, DEFAULT_CONFIG_PATH};
 use crate::keyfile::{self, KeyFileError, KeyOrigin};
 use crate::store::{NewApiToken, Role, Store, StoreError};
 
@@ -246,6 +246,9 @@ fn run_create_token(args: &CreateTokenArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// How often `serve` reopens exceptions whose date has passed.
+const EXCEPTION_EXPIRY_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The actor recorded for decisions taken on the command line.
 const CLI_ACTOR: &str = "cli";
 
@@ -436,7 +439,13 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
         max_body_bytes: config.limits.body_bytes,
         ..ApiConfig::default()
     };
-    let app = api::router(AppState::new(Arc::clone(&store), key, api_config));
+    let state = AppState::new(Arc::clone(&store), key, api_config)
+        .with_slas(config.slas.clone())
+        .with_agent_stale_after(config.agents.stale_after);
+    let app = api::router(state);
+    // Runs until `serve` returns, after the last request.
+    let _expiry = api::manager::ExceptionExpiry::spawn(Arc::clone(&store), EXCEPTION_EXPIRY_PERIOD)
+        .context("cannot start the exception expiry")?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -490,58 +499,9 @@ impl ShutdownSignals {
     }
 }
 
-/// Parses a duration such as `90s`, `30m`, `12h`, `7d` or `2w` (one number, one unit).
-fn parse_duration(text: &str) -> Result<chrono::TimeDelta, String> {
-    let usage = || {
-        format!("invalid duration `{text}`: expected a number and a unit s, m, h, d or w (e.g. 12h, 7d)")
-    };
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
-    let (number, unit) = text.split_at(split);
-    let n: i64 = number.parse().map_err(|_| usage())?;
-    let seconds_per_unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(usage()),
-    };
-    // Ten years is far beyond any sensible token life and keeps the arithmetic in range.
-    const MAX_SECONDS: i64 = 10 * 366 * 86_400;
-    match n.checked_mul(seconds_per_unit) {
-        Some(s) if (1..=MAX_SECONDS).contains(&s) => Ok(chrono::TimeDelta::seconds(s)),
-        _ => Err(format!(
-            "invalid duration `{text}`: it must be between 1s and 10 years"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_one_unit() {
-        let table: &[(&str, Option<i64>)] = &[
-            ("90s", Some(90)),
-            ("30m", Some(1800)),
-            ("12h", Some(43_200)),
-            ("7d", Some(604_800)),
-            ("2w", Some(1_209_600)),
-            ("0d", None),
-            ("7", None),
-            ("d", None),
-            ("7 d", None),
-            ("1d12h", None),
-            ("-1d", None),
-            ("99999999999999999999d", None),
-            ("20000d", None),
-        ];
-        for (text, want) in table {
-            let got = parse_duration(text).ok().map(|d| d.num_seconds());
-            assert_eq!(got, *want, "{text}");
-        }
-    }
 
     #[test]
     fn the_cli_definition_is_consistent() {

@@ -17,8 +17,24 @@
 //! [limits]
 //! # The largest request body accepted, in bytes.
 //! body_bytes = 4194304
+//!
+//! # How long a violation of each severity may stay unresolved: the service level that
+//! # remediation figures measure against. A number and a unit (s, m, h, d, w), or "none".
+//! [sla]
+//! critical = "24h"
+//! high = "72h"
+//! medium = "7d"
+//! low = "30d"
+//! info = "none"
+//!
+//! [agents]
+//! # An agent that has delivered nothing for this long is flagged stale in the agent list.
+//! stale_after = "1h"
 //! ```
 
+use crate::sla::Slas;
+use chrono::TimeDelta;
+use infoledger_policies::Severity;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -35,6 +51,8 @@ pub const DEFAULT_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const MIN_BODY_BYTES: u64 = 1024;
 /// The largest body limit accepted: a batch is held in memory while it is verified.
 pub const MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
+/// How long an agent may stay silent before it is flagged stale, when the file does not say.
+pub const DEFAULT_STALE_AFTER: TimeDelta = TimeDelta::hours(1);
 
 /// A configuration that cannot be read or used.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +102,36 @@ struct RawConfig {
     /// Resource limits.
     #[serde(default)]
     limits: RawLimits,
+    /// Service levels per severity.
+    #[serde(default)]
+    sla: RawSla,
+    /// The agent fleet.
+    #[serde(default)]
+    agents: RawAgents,
+}
+
+/// `[sla]` as written: a duration (`24h`, `7d`) or `none` per severity.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    /// [default: 24h]
+    critical: Option<Spanned<String>>,
+    /// [default: 72h]
+    high: Option<Spanned<String>>,
+    /// [default: 7d]
+    medium: Option<Spanned<String>>,
+    /// [default: 30d]
+    low: Option<Spanned<String>>,
+    /// [default: none]
+    info: Option<Spanned<String>>,
+}
+
+/// `[agents]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgents {
+    /// Silence after which an agent is stale [default: 1h].
+    stale_after: Option<Spanned<String>>,
 }
 
 /// `[limits]` as written.
@@ -107,6 +155,25 @@ pub struct Config {
     pub server_key_file: PathBuf,
     /// Resource limits.
     pub limits: Limits,
+    /// Service levels per severity (`[sla]`).
+    pub slas: Slas,
+    /// The agent fleet (`[agents]`).
+    pub agents: AgentSettings,
+}
+
+/// Checked `[agents]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// An agent silent for longer than this is flagged stale.
+    pub stale_after: TimeDelta,
+}
+
+impl Default for AgentSettings {
+    fn default() -> AgentSettings {
+        AgentSettings {
+            stale_after: DEFAULT_STALE_AFTER,
+        }
+    }
 }
 
 /// Checked `[limits]`.
@@ -218,13 +285,68 @@ impl RawConfig {
                     )
                 })?,
         };
+        let mut slas = Slas::default();
+        for (severity, value) in [
+            (Severity::Critical, &self.sla.critical),
+            (Severity::High, &self.sla.high),
+            (Severity::Medium, &self.sla.medium),
+            (Severity::Low, &self.sla.low),
+            (Severity::Info, &self.sla.info),
+        ] {
+            let Some(value) = value else { continue };
+            let allowed = match value.get_ref().as_str() {
+                "none" => None,
+                text => Some(parse_duration(text).map_err(|problem| {
+                    (
+                        value.span(),
+                        format!("`sla.{severity}`: {problem}, or \"none\""),
+                    )
+                })?),
+            };
+            slas.set(severity, allowed);
+        }
+        let stale_after = match &self.agents.stale_after {
+            None => DEFAULT_STALE_AFTER,
+            Some(value) => parse_duration(value.get_ref())
+                .map_err(|problem| (value.span(), format!("`agents.stale_after`: {problem}")))?,
+        };
         Ok(Config {
             path: path.to_path_buf(),
             listen,
             database,
             server_key_file,
             limits: Limits { body_bytes },
+            slas,
+            agents: AgentSettings { stale_after },
         })
+    }
+}
+
+/// Parses a duration such as `90s`, `30m`, `12h`, `7d` or `2w` (one number, one unit), between
+/// one second and ten years.
+pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
+    let usage = || {
+        format!("invalid duration `{text}`: expected a number and a unit s, m, h, d or w (e.g. 12h, 7d)")
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().map_err(|_| usage())?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(usage()),
+    };
+    // Ten years is far beyond any sensible token life or service level and keeps the arithmetic
+    // in range.
+    const MAX_SECONDS: i64 = 10 * 366 * 86_400;
+    match n.checked_mul(seconds_per_unit) {
+        Some(s) if (1..=MAX_SECONDS).contains(&s) => Ok(TimeDelta::seconds(s)),
+        _ => Err(format!(
+            "invalid duration `{text}`: it must be between 1s and 10 years"
+        )),
     }
 }
 
@@ -262,6 +384,21 @@ mod tests {
         assert_eq!(c.database, Path::new("/etc/il/collector.db"));
         assert_eq!(c.server_key_file, Path::new("/srv/key"));
         assert_eq!(c.limits.body_bytes, DEFAULT_BODY_BYTES);
+        assert_eq!(c.slas, Slas::default());
+        assert_eq!(c.agents.stale_after, TimeDelta::hours(1));
+    }
+
+    #[test]
+    fn slas_and_staleness_are_read() {
+        let c = parse(&format!(
+            "{GOOD}[sla]\ncritical = \"4h\"\nlow = \"none\"\ninfo = \"2w\"\n[agents]\nstale_after = \"90m\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.slas.get(Severity::Critical), Some(TimeDelta::hours(4)));
+        assert_eq!(c.slas.get(Severity::High), Some(TimeDelta::hours(72)));
+        assert_eq!(c.slas.get(Severity::Low), None);
+        assert_eq!(c.slas.get(Severity::Info), Some(TimeDelta::weeks(2)));
+        assert_eq!(c.agents.stale_after, TimeDelta::minutes(90));
     }
 
     #[test]
@@ -299,6 +436,26 @@ mod tests {
                 "unknown field",
             ),
             ("listen = \n", "/etc/il/server.toml:3:", "string"),
+            (
+                "[sla]\nhigh = \"3 days\"\n",
+                "/etc/il/server.toml:4:8:",
+                "`sla.high`: invalid duration `3 days`",
+            ),
+            (
+                "[sla]\nurgent = \"1h\"\n",
+                "/etc/il/server.toml:4:1:",
+                "unknown field",
+            ),
+            (
+                "[sla]\ncritical = 24\n",
+                "/etc/il/server.toml:4:12:",
+                "string",
+            ),
+            (
+                "[agents]\nstale_after = \"none\"\n",
+                "/etc/il/server.toml:4:15:",
+                "`agents.stale_after`: invalid duration",
+            ),
         ];
         for (extra, at, message) in cases {
             let err = parse(&format!("{GOOD}{extra}")).unwrap_err().to_string();
@@ -319,6 +476,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("must not be the database"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse_with_one_unit() {
+        let table: &[(&str, Option<i64>)] = &[
+            ("90s", Some(90)),
+            ("30m", Some(1800)),
+            ("12h", Some(43_200)),
+            ("7d", Some(604_800)),
+            ("2w", Some(1_209_600)),
+            ("0d", None),
+            ("7", None),
+            ("d", None),
+            ("7 d", None),
+            ("1d12h", None),
+            ("-1d", None),
+            ("99999999999999999999d", None),
+            ("20000d", None),
+        ];
+        for (text, want) in table {
+            let got = parse_duration(text).ok().map(|d| d.num_seconds());
+            assert_eq!(got, *want, "{text}");
+        }
     }
 
     #[test]

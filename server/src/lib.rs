@@ -1,8 +1,9 @@
 //! The infoledger collector: receives agents' events and keeps violations for information managers.
 //!
-//! The storage layer ([`store`]), the agent-facing HTTP API ([`api`]), and the
-//! `infoledger-server` command line ([`cli`]) with its configuration ([`config`]) and server key
-//! file ([`keyfile`]); the manager API builds on them.
+//! The storage layer ([`store`]); the HTTP API ([`api`]): agent-facing (enrollment, signed
+//! ingest) and for people ([`api::manager`]: violations, decisions, exports, figures, agents, the
+//! audit trail); service levels per severity ([`sla`]); and the `infoledger-server` command line
+//! ([`cli`]) with its configuration ([`config`]) and server key file ([`keyfile`]).
 
 pub mod api;
 pub mod cli;

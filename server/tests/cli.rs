@@ -1,6 +1,7 @@
 //! The real `infoledger-server` binary in temp folders: `validate`, the server key file, and
 //! `serve` end to end on port 0 (enroll, signed ingest, restart without loss or duplication,
-//! graceful shutdown on SIGTERM).
+//! graceful shutdown on SIGTERM, the manager API with a token from `token create` and the
+//! configured service levels).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use chrono::Utc;
@@ -139,11 +140,22 @@ impl Drop for Server {
 
 /// A minimal HTTP/1.1 POST over loopback (`Connection: close`, so the answer ends at EOF).
 fn http_post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+    http(addr, "POST", path, headers, body)
+}
+
+/// A minimal HTTP/1.1 request over loopback, answered with a length-delimited JSON body.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Value) {
     let mut stream = TcpStream::connect_timeout(&addr, PATIENCE).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.set_write_timeout(Some(PATIENCE)).unwrap();
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     for (name, value) in headers {
@@ -393,4 +405,79 @@ fn enroll_token_create_refuses_bad_arguments_with_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out.stderr));
         assert!(out.stdout.is_empty(), "{bad:?}");
     }
+}
+
+#[test]
+fn serve_answers_the_manager_api_within_a_tokens_department_and_with_configured_slas() {
+    let dir = workdir("manager_api");
+    let config = write_config(
+        &dir,
+        "[sla]\ncritical = \"2h\"\ninfo = \"30d\"\n[agents]\nstale_after = \"5m\"\n",
+    );
+    let config_arg = config.to_str().unwrap();
+    let server = Server::start(&config);
+    let out = run(&["enroll-token", "create", "--config", config_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    let enroll = json!({"token": token, "hostname": "dev-3.example", "version": "0.1.0"});
+    let (status, body) = server.post("/api/v1/enroll", &[], enroll.to_string().as_bytes());
+    assert_eq!(status, 201, "{body}");
+    let agent = Agent {
+        id: body["agent_id"].as_str().unwrap().to_owned(),
+        secret: body["secret"].as_str().unwrap().to_owned(),
+    };
+    // Three sales violations from `batch`, then one of hr.
+    let (status, _) = send_events(&server, &agent, &batch(1..=3));
+    assert_eq!(status, 200);
+    let mut hr: Value = serde_json::from_slice(&batch(4..=4)).unwrap();
+    hr["events"][0]["body"]["department"] = json!("hr");
+    let (status, _) = send_events(&server, &agent, hr.to_string().as_bytes());
+    assert_eq!(status, 200);
+
+    let out = run(&[
+        "token",
+        "create",
+        "--config",
+        config_arg,
+        "--name",
+        "sam",
+        "--role",
+        "manager",
+        "--department",
+        "sales",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bearer = format!("Bearer {}", text(&out.stdout).trim());
+    let auth = [("Authorization", bearer.as_str())];
+    let get = |path: &str| http(server.addr, "GET", path, &auth, b"");
+
+    let (status, list) = get("/api/v1/violations?limit=2");
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["violations"].as_array().unwrap().len(), 2);
+    let next = list["next"].as_str().unwrap();
+    let (_, rest) = get(&format!("/api/v1/violations?limit=2&cursor={next}"));
+    assert_eq!(rest["violations"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next"], Value::Null);
+    let all: Vec<&Value> = list["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["violations"].as_array().unwrap())
+        .map(|v| &v["department"])
+        .collect();
+    assert_eq!(all, [&json!("sales"); 3]);
+
+    let (status, remediation) = get("/api/v1/stats/remediation?days=90");
+    assert_eq!(status, 200, "{remediation}");
+    assert_eq!(remediation["sla_seconds"]["critical"], 7200);
+    assert_eq!(remediation["sla_seconds"]["info"], 2_592_000);
+    assert_eq!(remediation["departments"][0]["open"]["high"], 3);
+    let (_, agents) = get("/api/v1/agents");
+    assert_eq!(agents["stale_after_seconds"], 300);
+    assert_eq!(agents["agents"][0]["stale"], false);
+    let (status, denied) = http(server.addr, "GET", "/api/v1/violations", &[], b"");
+    assert_eq!(
+        (status, &denied["error"]["code"]),
+        (401, &json!("unauthenticated"))
+    );
 }

@@ -380,19 +380,19 @@ fn filters_select_exactly_the_matching_violations() {
     };
     assert_eq!(count(by_department), 10);
     let open_sales_high = ViolationFilter {
-        status: Some(ViolationStatus::Open),
+        statuses: vec![ViolationStatus::Open],
         department: Some("sales".into()),
-        severity: Some(Severity::High),
+        severities: vec![Severity::High],
         ..Default::default()
     };
     assert_eq!(count(open_sales_high), 3);
     let resolved = ViolationFilter {
-        status: Some(ViolationStatus::Resolved),
+        statuses: vec![ViolationStatus::Resolved],
         ..Default::default()
     };
     assert_eq!(count(resolved), 2);
     let kind_and_asset = ViolationFilter {
-        kind: Some(Kind::Unencrypted),
+        kinds: vec![Kind::Unencrypted],
         asset: Some("it-asset".into()),
         ..Default::default()
     };
@@ -433,7 +433,8 @@ fn pages_visit_every_violation_exactly_once_in_order() {
     let unique: HashSet<_> = everything.iter().collect();
     assert_eq!(unique.len(), 30);
 
-    // Rows opened in the same instant are ordered by id and still paged without loss.
+    // Rows opened in the same instant are ordered by id (newest first: descending) and still
+    // paged without loss.
     let (same, _) = store_with_agents("pagination-same-instant", &["a1"]);
     let batch: Vec<Event> = (1..=9)
         .map(|seq| Event {
@@ -451,6 +452,7 @@ fn pages_visit_every_violation_exactly_once_in_order() {
     let paged = all_pages(&same, &ViolationFilter::default(), 2, None);
     let mut sorted = paged.clone();
     sorted.sort();
+    sorted.reverse();
     assert_eq!(paged, sorted);
     assert_eq!(paged.len(), 9);
 

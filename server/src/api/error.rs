@@ -17,6 +17,10 @@ pub enum AppError {
     /// A field is well-formed JSON but its value is not acceptable.
     #[error("{0}")]
     InvalidField(String),
+    /// A query-string parameter is unknown, repeated, or has a value that is not acceptable (the
+    /// message names the parameter).
+    #[error("{0}")]
+    InvalidQuery(String),
     /// The body exceeds the configured limit.
     #[error("request body exceeds {limit} bytes")]
     BodyTooLarge {
@@ -87,9 +91,10 @@ impl AppError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::InvalidJson(_) | AppError::InvalidField(_) | AppError::BodyUnreadable => {
-                StatusCode::BAD_REQUEST
-            }
+            AppError::InvalidJson(_)
+            | AppError::InvalidField(_)
+            | AppError::InvalidQuery(_)
+            | AppError::BodyUnreadable => StatusCode::BAD_REQUEST,
             AppError::Signature(SignatureError::InvalidRequest { .. }) => StatusCode::BAD_REQUEST,
             AppError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::EnrollTokenInvalid | AppError::Signature(_) | AppError::UnknownAgent => {
@@ -112,6 +117,7 @@ impl AppError {
         match self {
             AppError::InvalidJson(_) => "invalid_json",
             AppError::InvalidField(_) => "invalid_field",
+            AppError::InvalidQuery(_) => "invalid_query",
             AppError::BodyTooLarge { .. } => "body_too_large",
             AppError::BodyUnreadable => "body_unreadable",
             AppError::EnrollTokenInvalid => "enroll_token_invalid",

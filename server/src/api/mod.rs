@@ -1,5 +1,7 @@
-//! The collector's HTTP API: the agent-facing endpoints (enrollment, signed event ingest) and the
-//! health check, as an axum [`Router`] over shared [`AppState`].
+//! The collector's HTTP API, as an axum [`Router`] over shared [`AppState`]: the agent-facing
+//! endpoints (enrollment, signed event ingest), the manager API for people and scripts with
+//! bearer tokens ([`manager`]: violations and actions on them, exports, statistics, agents, the
+//! audit trail), and the health check.
 //!
 //! Every error is JSON `{"error":{"code":"…","message":"…"}}` ([`AppError`]). Bodies are read as
 //! bytes under a size limit and parsed strictly (unknown fields refused) by the handlers
@@ -11,10 +13,12 @@ mod agent;
 pub mod auth;
 mod error;
 pub mod keys;
+pub mod manager;
 
 pub use error::AppError;
 pub use keys::ServerKey;
 
+use crate::sla::Slas;
 use crate::store::Store;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -53,10 +57,30 @@ impl Default for ApiConfig {
     }
 }
 
-/// What every handler shares: the store, the server key and the replay guard.
+/// What every handler shares: the store, the server key, the replay guard, and the manager
+/// API's settings.
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Shared>,
+    manager: Arc<ManagerSettings>,
+}
+
+/// Settings of the manager API that come from the configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerSettings {
+    /// Service levels per severity (`[sla]`), for remediation figures.
+    pub slas: Slas,
+    /// Silence after which an agent is listed as stale (`[agents] stale_after`).
+    pub agent_stale_after: chrono::TimeDelta,
+}
+
+impl Default for ManagerSettings {
+    fn default() -> ManagerSettings {
+        ManagerSettings {
+            slas: Slas::default(),
+            agent_stale_after: crate::config::DEFAULT_STALE_AFTER,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -80,7 +104,25 @@ impl AppState {
                 config,
                 replay,
             }),
+            manager: Arc::new(ManagerSettings::default()),
         }
+    }
+
+    /// The same state with these service levels (default: [`Slas::default`]).
+    pub fn with_slas(mut self, slas: Slas) -> AppState {
+        Arc::make_mut(&mut self.manager).slas = slas;
+        self
+    }
+
+    /// The same state flagging agents stale after this much silence (default: 1 hour).
+    pub fn with_agent_stale_after(mut self, stale_after: chrono::TimeDelta) -> AppState {
+        Arc::make_mut(&mut self.manager).agent_stale_after = stale_after;
+        self
+    }
+
+    /// The service levels remediation figures are measured against.
+    pub fn slas(&self) -> &Slas {
+        &self.manager.slas
     }
 
     fn store(&self) -> Arc<Store> {
@@ -116,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/enroll", post(agent::enroll))
         .route("/api/v1/events", post(agent::events))
+        .merge(manager::routes())
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))

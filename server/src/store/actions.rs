@@ -2,8 +2,9 @@
 //! expiry of exceptions whose date has passed.
 //!
 //! Each action is one writer transaction that reads the violation's status, checks the
-//! transition, updates the row and appends one `violation_history` row, so an action is recorded
-//! completely or not at all, and a refused action writes nothing. The department restriction is
+//! transition, updates the row, appends one `violation_history` row and one audit entry
+//! (`violation.acknowledged`, `violation.excepted`, `violation.reopened`, `violation.commented`),
+//! so an action is recorded completely or not at all, and a refused action writes nothing. The department restriction is
 //! part of the lookup: a violation outside the caller's departments is "not found", exactly like
 //! one that does not exist, so a scoped manager cannot probe other departments' ids.
 //!
@@ -11,9 +12,11 @@
 //! agent re-reporting the problem (see `ingest`), and a fix observed by the agent resolves the
 //! violation whatever a manager decided, keeping both in the history.
 
-use super::model::{HistoryEntry, ViolationStatus};
+use super::audit::{append, AuditRecord};
+use super::model::{HistoryEntry, Violation, ViolationStatus};
+use super::query::read_violation;
 use super::{timestamp, Store, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior};
 
 /// The longest reason or comment the store accepts, in characters.
@@ -46,6 +49,16 @@ impl Action {
             Action::Except { .. } => "excepted",
             Action::Reopen => "reopened",
             Action::Comment => "commented",
+        }
+    }
+
+    /// The action recorded in the audit trail.
+    fn audited_as(self) -> &'static str {
+        match self {
+            Action::Acknowledge => "violation.acknowledged",
+            Action::Except { .. } => "violation.excepted",
+            Action::Reopen => "violation.reopened",
+            Action::Comment => "violation.commented",
         }
     }
 
@@ -85,6 +98,42 @@ impl Action {
     }
 }
 
+/// A manager's decision on a violation, as the API receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagerAction<'a> {
+    /// "I have seen it", optionally saying why or what happens next.
+    Acknowledge {
+        /// Optional note.
+        reason: Option<&'a str>,
+    },
+    /// "It may stay until this time", for a reason.
+    Except {
+        /// When the exception ends (must be after `now`).
+        until: DateTime<Utc>,
+        /// Why.
+        reason: &'a str,
+    },
+    /// Withdraw an acknowledgement or exception, for a reason.
+    Reopen {
+        /// Why.
+        reason: &'a str,
+    },
+    /// A note in the history; the status stays.
+    Comment {
+        /// The note.
+        text: &'a str,
+    },
+}
+
+/// What an applied action left behind: the violation as it is now and the history row added.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Decided {
+    /// The violation after the action.
+    pub violation: Violation,
+    /// The history entry the action appended.
+    pub entry: HistoryEntry,
+}
+
 /// One checked manager action, ready to apply.
 struct Decision<'a> {
     id: &'a str,
@@ -95,6 +144,63 @@ struct Decision<'a> {
 }
 
 impl Store {
+    /// Applies one manager action to violation `id` as `actor`, within `departments`, and
+    /// records it in the violation's history and the audit trail, in one transaction.
+    ///
+    /// Refused, writing nothing, with [`StoreError::ViolationNotFound`] (also for a violation
+    /// outside `departments`), [`StoreError::InvalidTransition`] when the action does not apply
+    /// to the current status (see the module doc), and [`StoreError::InvalidInput`] for a blank
+    /// or oversized text, a reserved actor name, or an exception that does not end after `now`.
+    pub fn act(
+        &self,
+        id: &str,
+        actor: &str,
+        action: &ManagerAction<'_>,
+        now: DateTime<Utc>,
+        departments: Option<&[String]>,
+    ) -> Result<Decided, StoreError> {
+        let decision = Decision::check(id, actor, action, now)?;
+        let mut writer = self.writer();
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let decided = decide(&tx, &decision, departments)?;
+        tx.commit()?;
+        Ok(decided)
+    }
+
+    /// Acknowledges several violations in one transaction, answering one outcome per id in the
+    /// order given. An id that is not found or not `open` gets its error and changes nothing;
+    /// the others are acknowledged regardless (a repeated id finds itself acknowledged already).
+    /// Only a failure of the database itself fails the whole call, and then nothing is written.
+    pub fn acknowledge_many(
+        &self,
+        ids: &[String],
+        actor: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+        departments: Option<&[String]>,
+    ) -> Result<Vec<Result<Decided, StoreError>>, StoreError> {
+        let action = ManagerAction::Acknowledge { reason };
+        // Input errors are the same for every id: refuse the call before touching anything.
+        Decision::check("", actor, &action, now)?;
+        let mut writer = self.writer();
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let decision = Decision::check(id, actor, &action, now)?;
+            match decide(&tx, &decision, departments) {
+                Ok(decided) => outcomes.push(Ok(decided)),
+                Err(
+                    e @ (StoreError::ViolationNotFound(_) | StoreError::InvalidTransition { .. }),
+                ) => {
+                    outcomes.push(Err(e));
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
     /// Acknowledges an open violation: a manager has seen it.
     ///
     /// Refused with [`StoreError::InvalidTransition`] unless the violation is `open`.
@@ -106,15 +212,8 @@ impl Store {
         now: DateTime<Utc>,
         departments: Option<&[String]>,
     ) -> Result<HistoryEntry, StoreError> {
-        let reason = reason.map(|r| check_text("reason", r)).transpose()?;
-        let decision = Decision {
-            id,
-            actor: check_actor(actor)?,
-            action: Action::Acknowledge,
-            reason,
-            now,
-        };
-        self.decide(&decision, departments)
+        let action = ManagerAction::Acknowledge { reason };
+        Ok(self.act(id, actor, &action, now, departments)?.entry)
     }
 
     /// Accepts an unresolved violation until `until`, for a reason; [`Store::expire_exceptions`]
@@ -131,20 +230,8 @@ impl Store {
         now: DateTime<Utc>,
         departments: Option<&[String]>,
     ) -> Result<HistoryEntry, StoreError> {
-        if until <= now {
-            return Err(StoreError::InvalidInput {
-                field: "until",
-                problem: format!("an exception must end after now ({now}), not at {until}"),
-            });
-        }
-        let decision = Decision {
-            id,
-            actor: check_actor(actor)?,
-            action: Action::Except { until },
-            reason: Some(check_text("reason", reason)?),
-            now,
-        };
-        self.decide(&decision, departments)
+        let action = ManagerAction::Except { until, reason };
+        Ok(self.act(id, actor, &action, now, departments)?.entry)
     }
 
     /// Withdraws an acknowledgement or exception: the violation is `open` again.
@@ -159,14 +246,8 @@ impl Store {
         now: DateTime<Utc>,
         departments: Option<&[String]>,
     ) -> Result<HistoryEntry, StoreError> {
-        let decision = Decision {
-            id,
-            actor: check_actor(actor)?,
-            action: Action::Reopen,
-            reason: Some(check_text("reason", reason)?),
-            now,
-        };
-        self.decide(&decision, departments)
+        let action = ManagerAction::Reopen { reason };
+        Ok(self.act(id, actor, &action, now, departments)?.entry)
     }
 
     /// Adds a comment to a violation's history, in any status; the status stays.
@@ -178,14 +259,8 @@ impl Store {
         now: DateTime<Utc>,
         departments: Option<&[String]>,
     ) -> Result<HistoryEntry, StoreError> {
-        let decision = Decision {
-            id,
-            actor: check_actor(actor)?,
-            action: Action::Comment,
-            reason: Some(check_text("comment", text)?),
-            now,
-        };
-        self.decide(&decision, departments)
+        let action = ManagerAction::Comment { text };
+        Ok(self.act(id, actor, &action, now, departments)?.entry)
     }
 
     /// Reopens every exception whose `excepted_until` is at or before `now`, recording each as
@@ -222,63 +297,140 @@ impl Store {
         tx.commit()?;
         Ok(expired)
     }
+}
 
-    /// Applies one manager action in one transaction.
-    fn decide(
-        &self,
-        decision: &Decision<'_>,
-        departments: Option<&[String]>,
-    ) -> Result<HistoryEntry, StoreError> {
-        let mut writer = self.writer();
-        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let from = scoped_status(&tx, decision.id, departments)?
-            .ok_or_else(|| StoreError::ViolationNotFound(decision.id.to_owned()))?;
-        let action = decision.action;
-        let to = action
-            .target(from)
-            .ok_or_else(|| StoreError::InvalidTransition {
-                id: decision.id.to_owned(),
-                action: action.verb(),
-                status: from,
-            })?;
-        let now = timestamp(decision.now);
-        // A comment leaves the row as it is; `updated_at` tracks the violation, not its notes.
-        if action != Action::Comment {
-            tx.prepare_cached(
-                "UPDATE violations SET status = ?2, excepted_until = ?3, updated_at = ?4
-                 WHERE id = ?1",
-            )?
-            .execute((
-                decision.id,
-                to.as_str(),
-                action.excepted_until().map(timestamp),
-                &now,
-            ))?;
-        }
+impl<'a> Decision<'a> {
+    /// Checks the inputs of `action` on `id`; nothing is read or written yet.
+    fn check(
+        id: &'a str,
+        actor: &'a str,
+        action: &ManagerAction<'a>,
+        now: DateTime<Utc>,
+    ) -> Result<Decision<'a>, StoreError> {
+        // The database keeps microseconds: the entry handed back must say what a later read
+        // will say.
+        let now = now.trunc_subsecs(6);
+        let actor = check_actor(actor)?;
+        let (action, reason) = match *action {
+            ManagerAction::Acknowledge { reason } => (
+                Action::Acknowledge,
+                reason.map(|r| check_text("reason", r)).transpose()?,
+            ),
+            ManagerAction::Except { until, reason } => {
+                if until <= now {
+                    return Err(StoreError::InvalidInput {
+                        field: "until",
+                        problem: format!("an exception must end after now ({now}), not at {until}"),
+                    });
+                }
+                (
+                    Action::Except { until },
+                    Some(check_text("reason", reason)?),
+                )
+            }
+            ManagerAction::Reopen { reason } => {
+                (Action::Reopen, Some(check_text("reason", reason)?))
+            }
+            ManagerAction::Comment { text } => {
+                (Action::Comment, Some(check_text("comment", text)?))
+            }
+        };
+        Ok(Decision {
+            id,
+            actor,
+            action,
+            reason,
+            now,
+        })
+    }
+}
+
+/// Applies one checked action inside `tx`: status, history row and audit entry. A refused action
+/// (not found, wrong status) returns before writing anything.
+fn decide(
+    tx: &Transaction<'_>,
+    decision: &Decision<'_>,
+    departments: Option<&[String]>,
+) -> Result<Decided, StoreError> {
+    let from = scoped_status(tx, decision.id, departments)?
+        .ok_or_else(|| StoreError::ViolationNotFound(decision.id.to_owned()))?;
+    let action = decision.action;
+    let to = action
+        .target(from)
+        .ok_or_else(|| StoreError::InvalidTransition {
+            id: decision.id.to_owned(),
+            action: action.verb(),
+            status: from,
+        })?;
+    let now = timestamp(decision.now);
+    // A comment leaves the row as it is; `updated_at` tracks the violation, not its notes.
+    if action != Action::Comment {
         tx.prepare_cached(
-            "INSERT INTO violation_history
-                 (violation_id, at, actor, action, from_status, to_status, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "UPDATE violations SET status = ?2, excepted_until = ?3, updated_at = ?4
+             WHERE id = ?1",
         )?
         .execute((
             decision.id,
-            &now,
-            decision.actor,
-            action.recorded_as(),
-            from.as_str(),
             to.as_str(),
-            decision.reason,
+            action.excepted_until().map(timestamp),
+            &now,
         ))?;
-        tx.commit()?;
-        Ok(HistoryEntry {
+    }
+    tx.prepare_cached(
+        "INSERT INTO violation_history
+             (violation_id, at, actor, action, from_status, to_status, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute((
+        decision.id,
+        &now,
+        decision.actor,
+        action.recorded_as(),
+        from.as_str(),
+        to.as_str(),
+        decision.reason,
+    ))?;
+    let details = match action {
+        Action::Comment => serde_json::json!({ "text": decision.reason }),
+        Action::Except { until } => serde_json::json!({
+            "from": from,
+            "to": to,
+            "until": until,
+            "reason": decision.reason,
+        }),
+        Action::Acknowledge | Action::Reopen => serde_json::json!({
+            "from": from,
+            "to": to,
+            "reason": decision.reason,
+        }),
+    };
+    append(
+        tx,
+        &AuditRecord {
+            at: decision.now,
+            actor: decision.actor,
+            action: action.audited_as(),
+            subject: decision.id,
+            details,
+        },
+    )?;
+    let violation = read_violation(tx, decision.id)?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "violation {} vanished while it was changed",
+            decision.id
+        ))
+    })?;
+    Ok(Decided {
+        violation,
+        entry: HistoryEntry {
             at: decision.now,
             actor: decision.actor.to_owned(),
             action: action.recorded_as().to_owned(),
             from_status: Some(from),
             to_status: to,
             reason: decision.reason.map(str::to_owned),
-        })
-    }
+        },
+    })
 }
 
 /// The violation's status, if it exists and lies within `departments` (`None`: all; `Some`:

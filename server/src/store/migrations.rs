@@ -130,6 +130,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ledger_text TEXT NOT NULL
     ) STRICT;
     "#,
+    // 4: indexes for the manager API's other orders and for remediation figures. The severity
+    // index is on the same rank expression the queries order by (`query::SEVERITY_RANK`), which
+    // is what lets SQLite use it.
+    r#"
+    CREATE INDEX violations_by_updated ON violations (updated_at, id);
+    CREATE INDEX violations_by_severity ON violations (
+        (CASE severity WHEN 'info' THEN 0 WHEN 'low' THEN 1 WHEN 'medium' THEN 2
+                       WHEN 'high' THEN 3 WHEN 'critical' THEN 4 END),
+        opened_at, id);
+    CREATE INDEX violations_by_resolved ON violations (resolved_at) WHERE resolved_at IS NOT NULL;
+    "#,
 ];
 
 /// Brings the database up to the newest schema; a no-op when it already is.

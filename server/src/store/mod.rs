@@ -11,19 +11,24 @@
 //! thanks to WAL, see the last committed state without waiting for the writer.
 
 mod actions;
+mod agents;
 pub mod audit;
 mod enroll;
 mod ingest;
 mod migrations;
 pub mod model;
 mod query;
+pub mod stats;
 pub mod tokens;
 
+pub use actions::{Decided, ManagerAction};
 pub use audit::{AuditEntry, AuditProblem, AuditRecord, AuditVerification};
 pub use model::{
     violation_id, Agent, Cursor, Event, EventBody, Health, HeatmapCell, HistoryEntry, NewAgent,
-    Page, PageRequest, Violation, ViolationDetail, ViolationFilter, ViolationStatus,
+    Page, PageRequest, Sort, SortKey, SortOrder, Violation, ViolationDetail, ViolationFilter,
+    ViolationStatus,
 };
+pub use stats::{DepartmentRemediation, SeverityCounts};
 pub use tokens::{ApiToken, Caller, IssuedToken, NewApiToken, Role};
 
 use chrono::{DateTime, SecondsFormat, Utc};

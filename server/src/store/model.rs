@@ -124,38 +124,155 @@ pub struct ViolationDetail {
     pub history: Vec<HistoryEntry>,
 }
 
-/// Which violations to list; every set field must match.
+/// Which violations to list; every set field must match. A list matches any of its values; an
+/// empty list matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ViolationFilter {
-    /// Exactly this status.
-    pub status: Option<ViolationStatus>,
+    /// Any of these statuses.
+    pub statuses: Vec<ViolationStatus>,
     /// Exactly this department.
     pub department: Option<String>,
-    /// Exactly this severity.
-    pub severity: Option<Severity>,
-    /// Exactly this kind.
-    pub kind: Option<Kind>,
+    /// Any of these severities.
+    pub severities: Vec<Severity>,
+    /// Any of these kinds.
+    pub kinds: Vec<Kind>,
     /// Exactly this asset.
     pub asset: Option<String>,
     /// Exactly this host.
     pub host: Option<String>,
     /// Exactly this label.
     pub label: Option<String>,
-    /// The path contains this text (case-sensitive, as paths are).
+    /// The path contains this text, ignoring the case of ASCII letters; `%`, `_` and `\\` are
+    /// literal characters, not wildcards.
     pub path_contains: Option<String>,
 }
 
-/// Where a page of violations starts: just after this (opened_at, id).
+/// What a list of violations is ordered by. Every order ends with the id, so it is total and a
+/// cursor names one position exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SortKey {
+    /// When the current open period started; ties by id.
+    #[default]
+    OpenedAt,
+    /// Severity, then when the open period started, then id.
+    Severity,
+    /// When the row last changed on the server; ties by id.
+    UpdatedAt,
+}
+
+impl SortKey {
+    /// Every key, as the API lists them.
+    pub const ALL: [SortKey; 3] = [SortKey::OpenedAt, SortKey::Severity, SortKey::UpdatedAt];
+
+    /// The name used in the API (`sort=`) and in cursors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortKey::OpenedAt => "opened_at",
+            SortKey::Severity => "severity",
+            SortKey::UpdatedAt => "updated_at",
+        }
+    }
+}
+
+impl FromStr for SortKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SortKey::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown sort `{s}`; expected one of: opened_at, severity, updated_at")
+            })
+    }
+}
+
+/// Ascending or descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SortOrder {
+    /// Lowest (oldest) first.
+    Asc,
+    /// Highest (newest) first.
+    #[default]
+    Desc,
+}
+
+impl SortOrder {
+    /// The name used in the API (`order=`) and in cursors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortOrder::Asc => "asc",
+            SortOrder::Desc => "desc",
+        }
+    }
+}
+
+impl FromStr for SortOrder {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "asc" => Ok(SortOrder::Asc),
+            "desc" => Ok(SortOrder::Desc),
+            _ => Err(format!("unknown order `{s}`; expected asc or desc")),
+        }
+    }
+}
+
+/// The order of a list of violations. The default is newest first (`opened_at`, descending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Sort {
+    /// What to order by.
+    pub key: SortKey,
+    /// In which direction; the id that breaks ties goes the same way.
+    pub order: SortOrder,
+}
+
+impl fmt::Display for Sort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sort={}&order={}",
+            self.key.as_str(),
+            self.order.as_str()
+        )
+    }
+}
+
+/// Where a page of violations starts: just after the row with these sort values.
+///
+/// A cursor belongs to one [`Sort`]: it carries the sort values of the last row of the page it
+/// ends (the opening or update time, for severity the severity's rank and the opening time) and
+/// that row's id. Rows are compared by those values, never by position, so a page neither
+/// repeats nor skips rows that existed throughout, whatever is inserted meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
-    pub(crate) opened_at: String,
+    pub(crate) sort: Sort,
+    /// The severity's rank (0 = info … 4 = critical) for [`SortKey::Severity`].
+    pub(crate) rank: Option<u8>,
+    /// `opened_at`, or `updated_at` for [`SortKey::UpdatedAt`], as stored.
+    pub(crate) at: String,
     pub(crate) id: String,
 }
 
+impl Cursor {
+    /// The order this cursor continues.
+    pub fn sort(&self) -> Sort {
+        self.sort
+    }
+}
+
 impl fmt::Display for Cursor {
-    /// The opaque token an API hands out as `next`.
+    /// The opaque token an API hands out as `next`: `ORDER~KEY[~RANK]~TIME~ID`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}~{}", self.opened_at, self.id)
+        write!(
+            f,
+            "{}~{}~",
+            self.sort.order.as_str(),
+            self.sort.key.as_str()
+        )?;
+        if let Some(rank) = self.rank {
+            write!(f, "{rank}~")?;
+        }
+        write!(f, "{}~{}", self.at, self.id)
     }
 }
 
@@ -163,38 +280,65 @@ impl FromStr for Cursor {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || format!("invalid page cursor `{s}`");
-        let (at, id) = s.split_once('~').ok_or_else(bad)?;
+        let parts: Vec<&str> = s.split('~').collect();
+        let (order, key, rest) = match parts.as_slice() {
+            [order, key, rest @ ..] => (*order, *key, rest),
+            _ => return Err(bad()),
+        };
+        let sort = Sort {
+            key: key.parse().map_err(|_| bad())?,
+            order: order.parse().map_err(|_| bad())?,
+        };
+        let (rank, at, id) = match (sort.key, rest) {
+            (SortKey::Severity, [rank, at, id]) => {
+                let rank: u8 = rank.parse().map_err(|_| bad())?;
+                if usize::from(rank) >= Severity::ALL.len() {
+                    return Err(bad());
+                }
+                (Some(rank), *at, *id)
+            }
+            (SortKey::OpenedAt | SortKey::UpdatedAt, [at, id]) => (None, *at, *id),
+            _ => return Err(bad()),
+        };
         let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
         if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         Ok(Cursor {
-            opened_at: super::timestamp(at.with_timezone(&Utc)),
+            sort,
+            rank,
+            at: super::timestamp(at.with_timezone(&Utc)),
             id: id.to_ascii_lowercase(),
         })
     }
 }
 
-/// How many violations a page holds and where it starts.
+/// How many violations a page holds, in which order, and where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
-    /// Start after this cursor; `None` for the first page.
+    /// Start after this cursor; `None` for the first page. It must belong to `sort`.
     pub after: Option<Cursor>,
     /// At most this many rows (clamped to 1..=[`PageRequest::MAX_LIMIT`]).
     pub limit: u32,
+    /// The order.
+    pub sort: Sort,
 }
 
 impl PageRequest {
     /// The largest page the store hands out.
     pub const MAX_LIMIT: u32 = 1000;
 
-    /// The first page of `limit` rows.
+    /// The first page of `limit` rows, newest first.
     pub fn first(limit: u32) -> PageRequest {
-        PageRequest { after: None, limit }
+        PageRequest {
+            after: None,
+            limit,
+            sort: Sort::default(),
+        }
     }
 }
 
-/// One page of violations, ordered by (opened_at, id).
+/// One page of violations, in the requested order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     /// The rows.
@@ -309,12 +453,60 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let cursor = Cursor {
-            opened_at: "2026-03-01T10:00:00.000000Z".into(),
-            id: "a".repeat(64),
-        };
-        assert_eq!(cursor.to_string().parse::<Cursor>().unwrap(), cursor);
-        for bad in ["", "x~y", "2026-03-01T10:00:00Z~abc", "nonsense~"] {
+        let time = "2026-03-01T10:00:00.000000Z".to_owned();
+        let id = "a".repeat(64);
+        let cursors = [
+            Cursor {
+                sort: Sort::default(),
+                rank: None,
+                at: time.clone(),
+                id: id.clone(),
+            },
+            Cursor {
+                sort: Sort {
+                    key: SortKey::Severity,
+                    order: SortOrder::Asc,
+                },
+                rank: Some(4),
+                at: time.clone(),
+                id: id.clone(),
+            },
+            Cursor {
+                sort: Sort {
+                    key: SortKey::UpdatedAt,
+                    order: SortOrder::Desc,
+                },
+                rank: None,
+                at: time.clone(),
+                id: id.clone(),
+            },
+        ];
+        for cursor in cursors {
+            assert_eq!(cursor.to_string().parse::<Cursor>().unwrap(), cursor);
+        }
+        assert_eq!(
+            Cursor {
+                sort: Sort::default(),
+                rank: None,
+                at: time.clone(),
+                id: id.clone()
+            }
+            .to_string(),
+            format!("desc~opened_at~{time}~{id}")
+        );
+        let bad = [
+            String::new(),
+            "x~y".into(),
+            "desc~opened_at~2026-03-01T10:00:00Z~abc".into(),
+            "nonsense~".into(),
+            format!("up~opened_at~{time}~{id}"),
+            format!("desc~size~{time}~{id}"),
+            format!("desc~severity~{time}~{id}"),
+            format!("desc~severity~5~{time}~{id}"),
+            format!("desc~opened_at~3~{time}~{id}"),
+            format!("desc~opened_at~yesterday~{id}"),
+        ];
+        for bad in bad {
             assert!(bad.parse::<Cursor>().is_err(), "{bad}");
         }
     }
