@@ -1,5 +1,8 @@
 //! The command line of `infoledger-server`: `serve`, `validate`, `enroll-token create`,
-//! `token create|list|revoke` and `audit verify`, exit codes, and error printing.
+//! `token create|list|revoke`, `audit verify`, `policy|ledger import|export` and `bundle show`,
+//! exit codes, and error printing.
+
+mod bundle;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use crate::api::{self, ApiConfig, AppState};
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use crate::keyfile::{self, KeyFileError, KeyOrigin};
+use crate::store::bundle::Document;
 use crate::store::{NewApiToken, Role, Store, StoreError};
 
 /// Exit code: success (for `serve`: a clean shutdown).
@@ -57,6 +61,21 @@ enum Command {
     /// Check the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Import or export the policy that agents receive in the bundle.
+    #[command(
+        subcommand,
+        after_help = "The first import must be a policy: it makes bundle version 1 with an empty ledger. A policy that would make the current ledger invalid is refused with the ledger's problems.\n\nExamples:\n  infoledger-server policy import /etc/infoledger/policy.toml\n  infoledger-server policy export --version 3 > policy-v3.toml"
+    )]
+    Policy(bundle::DocumentCommand),
+    /// Import or export the ledger (TOML, or CSV by the .csv extension).
+    #[command(
+        subcommand,
+        after_help = "A ledger is validated against the current policy, exactly as agents validate it.\n\nExamples:\n  infoledger-server ledger import ledger.csv\n  infoledger-server ledger export > ledger.toml"
+    )]
+    Ledger(bundle::DocumentCommand),
+    /// Show the bundle's versions.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +184,9 @@ pub fn main() -> ExitCode {
         Command::Token(TokenCommand::List(args)) => run_list_api_tokens(&args.config),
         Command::Token(TokenCommand::Revoke(args)) => run_revoke_api_token(&args),
         Command::Audit(AuditCommand::Verify(args)) => run_audit_verify(&args),
+        Command::Policy(command) => bundle::run_document(Document::Policy, &command),
+        Command::Ledger(command) => bundle::run_document(Document::Ledger, &command),
+        Command::Bundle(bundle::BundleCommand::Show(args)) => bundle::run_bundle_show(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -200,6 +222,14 @@ fn init_logging(verbose: u8) {
 fn run_validate(path: &Path) -> anyhow::Result<u8> {
     let config = Config::load(path)?;
     config.check_folders()?;
+    if !bundle::validate_config_files(&config)? {
+        return Ok(EXIT_USAGE);
+    }
+    if let Some(webhook) = &config.webhook {
+        crate::webhook::NotifierSettings::from_config(webhook).map_err(|e| {
+            ConfigError::ReferencedFile(format!("{}: [webhook]: {e}", path.display()))
+        })?;
+    }
     let key = match keyfile::load(&config.server_key_file)? {
         Some(_) => "present",
         None => "absent, `serve` will create it",
@@ -391,6 +421,10 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
         schema = store.schema_version(),
         "database ready"
     );
+    if let Some(code) = bundle::import_config_files(&config, &store)? {
+        return Ok(code);
+    }
+    let background = bundle::Background::prepare(&config, &store)?;
     let api_config = ApiConfig {
         max_body_bytes: config.limits.body_bytes,
         ..ApiConfig::default()
@@ -413,10 +447,21 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
             .context("cannot read the bound address")?;
         eprintln!("listening on {addr}");
         tracing::info!(%addr, "collector started");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.wait())
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = background.spawn(Arc::clone(&store), &stopped);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.wait().await;
+                let _ = stop.send(true);
+            })
             .await
-            .context("server failed")
+            .context("server failed");
+        // Background tasks finish the round they are in (a webhook attempt is bounded by its
+        // timeout) and stop.
+        for task in tasks {
+            let _ = task.await;
+        }
+        served
     })?;
     tracing::info!("collector stopped");
     Ok(EXIT_OK)
@@ -446,7 +491,7 @@ impl ShutdownSignals {
 }
 
 /// Parses a duration such as `90s`, `30m`, `12h`, `7d` or `2w` (one number, one unit).
-fn parse_duration(text: &str) -> Result<chrono::TimeDelta, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<chrono::TimeDelta, String> {
     let usage = || {
         format!("invalid duration `{text}`: expected a number and a unit s, m, h, d or w (e.g. 12h, 7d)")
     };

@@ -12,10 +12,14 @@
 
 mod actions;
 pub mod audit;
+pub mod bundle;
+pub mod drift;
 mod enroll;
+mod escalation;
 mod ingest;
 mod migrations;
 pub mod model;
+pub mod notify;
 mod query;
 pub mod tokens;
 
