@@ -402,6 +402,8 @@ impl RawConfig {
 
 /// An error located at a value's span.
 type Located = (Range<usize>, String);
+/// Resolves a path value relative to the configuration's folder.
+type FilePath<'a> = dyn Fn(&str, &Spanned<PathBuf>) -> Result<PathBuf, Located> + 'a;
 
 /// A duration value such as `90s`, `12h` or `30d`.
 fn duration(key: &str, text: &Spanned<String>) -> Result<chrono::TimeDelta, Located> {
@@ -416,10 +418,7 @@ fn std_duration(key: &str, text: &Spanned<String>) -> Result<std::time::Duration
 }
 
 impl RawWebhook {
-    fn check(
-        &self,
-        file_path: &dyn Fn(&str, &Spanned<PathBuf>) -> Result<PathBuf, Located>,
-    ) -> Result<Webhook, Located> {
+    fn check(&self, file_path: &FilePath<'_>) -> Result<Webhook, Located> {
         let url = reqwest::Url::parse(self.url.get_ref())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -562,6 +561,56 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen, "[::1]:0".parse().unwrap());
         assert_eq!(c.limits.body_bytes, 2048);
+    }
+
+    #[test]
+    fn rules_drift_and_webhook_keys_are_read_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(
+            (c.policy_file, c.ledger_file, c.webhook),
+            (None, None, None)
+        );
+        assert_eq!(c.rules.interval, DEFAULT_RULES_INTERVAL);
+        assert_eq!(c.rules.drift_empty_after, chrono::TimeDelta::days(30));
+
+        let c = parse(&format!(
+            "{GOOD}policy_file = \"p.toml\"\nledger_file = \"/srv/l.csv\"\n[rules]\ninterval = \"5m\"\n[drift]\nempty_after = \"2w\"\n[webhook]\nurl = \"https://hooks.example/x?k=1\"\nsecret_file = \"hook.secret\"\nevents = [\"escalated\", \"escalated\"]\ntimeout = \"3s\"\nretries = 0\nretry_delay = \"1m\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.policy_file.as_deref(), Some(Path::new("/etc/il/p.toml")));
+        assert_eq!(c.ledger_file.as_deref(), Some(Path::new("/srv/l.csv")));
+        assert_eq!(c.rules.interval, std::time::Duration::from_secs(300));
+        assert_eq!(c.rules.drift_empty_after, chrono::TimeDelta::days(14));
+        assert!(!c.holds_secret());
+        let w = c.webhook.unwrap();
+        assert_eq!(w.url.as_str(), "https://hooks.example/x?k=1");
+        assert_eq!(
+            w.secret,
+            WebhookSecret::File(PathBuf::from("/etc/il/hook.secret"))
+        );
+        assert_eq!(w.events, [WebhookEvent::Escalated]);
+        assert_eq!(w.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(
+            (w.retries, w.retry_delay),
+            (0, std::time::Duration::from_secs(60))
+        );
+
+        let c = parse(&format!(
+            "{GOOD}[webhook]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\n"
+        ))
+        .unwrap();
+        let w = c.webhook.as_ref().unwrap();
+        assert_eq!(w.events, WebhookEvent::ALL);
+        assert_eq!(
+            (w.timeout, w.retries, w.retry_delay),
+            (
+                DEFAULT_WEBHOOK_TIMEOUT,
+                DEFAULT_WEBHOOK_RETRIES,
+                DEFAULT_WEBHOOK_RETRY_DELAY
+            )
+        );
+        assert!(c.holds_secret());
+        assert_eq!(format!("{:?}", w.secret), "Inline(..)");
     }
 
     #[test]

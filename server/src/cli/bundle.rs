@@ -376,6 +376,9 @@ impl Background {
                         config.path.display()
                     ))
                 })?;
+                // Reading the history once now sets the notifier's mark (on first use) before
+                // the server accepts events, so nothing ingested from here on goes unannounced.
+                store.enqueue_notifications(&settings.events, chrono::Utc::now())?;
                 Some(Notifier::new(Arc::clone(store), settings)?)
             }
             None => {
