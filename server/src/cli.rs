@@ -456,8 +456,8 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
             })
             .await
             .context("server failed");
-        // Background tasks finish the round they are in (a webhook attempt is bounded by its
-        // timeout) and stop.
+        // Background tasks stop at the signal: a rules pass in progress completes, a webhook
+        // attempt in flight is abandoned and sent again after the restart.
         for task in tasks {
             let _ = task.await;
         }

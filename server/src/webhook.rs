@@ -368,9 +368,16 @@ pub async fn run(notifier: Notifier, mut stop: watch::Receiver<bool>) {
             tracing::error!(%error, "cannot enqueue webhook notifications");
             continue;
         }
-        // A round in flight finishes before the task stops: its outcomes get recorded.
-        if let Err(error) = notifier.deliver_due(now).await {
-            tracing::error!(%error, "cannot record webhook deliveries");
+        // Stopping abandons an attempt in flight without recording it: the delivery stays
+        // pending and is sent again after the restart (at least once), and a receiver that
+        // hangs cannot hold up the shutdown.
+        tokio::select! {
+            outcome = notifier.deliver_due(now) => {
+                if let Err(error) = outcome {
+                    tracing::error!(%error, "cannot record webhook deliveries");
+                }
+            }
+            _ = stop.changed() => return,
         }
     }
 }

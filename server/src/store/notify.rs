@@ -100,6 +100,16 @@ impl Store {
         events: &[WebhookEvent],
         now: DateTime<Utc>,
     ) -> Result<(usize, bool), StoreError> {
+        // The common case, nothing new since the last call, costs one read and no write lock.
+        let nothing_new: bool = self.reader().query_row(
+            "SELECT (SELECT coalesce(max(id), 0) FROM violation_history)
+                 <= (SELECT value FROM webhook_marks WHERE name = ?1)",
+            [HISTORY_MARK],
+            |row| Ok(row.get::<_, Option<bool>>(0)?.unwrap_or(false)),
+        )?;
+        if nothing_new {
+            return Ok((0, false));
+        }
         let mut writer = self.writer();
         let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mark: Option<i64> = tx
