@@ -1,5 +1,8 @@
 //! The command line of `infoledger-server`: `serve`, `validate`, `enroll-token create`,
-//! `token create|list|revoke` and `audit verify`, exit codes, and error printing.
+//! `token create|list|revoke`, `audit verify`, `policy|ledger import|export` and `bundle show`,
+//! exit codes, and error printing.
+
+mod bundle;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use crate::api::{self, ApiConfig, AppState};
 use crate::config::{parse_duration, Config, ConfigError, DEFAULT_CONFIG_PATH};
 use crate::keyfile::{self, KeyFileError, KeyOrigin};
+use crate::store::bundle::Document;
 use crate::store::{NewApiToken, Role, Store, StoreError};
 
 /// Exit code: success (for `serve`: a clean shutdown).
@@ -65,6 +69,21 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Import or export the policy that agents receive in the bundle.
+    #[command(
+        subcommand,
+        after_help = "The first import must be a policy: it makes bundle version 1 with an empty ledger. A policy that would make the current ledger invalid is refused with the ledger's problems.\n\nExamples:\n  infoledger-server policy import /etc/infoledger/policy.toml\n  infoledger-server policy export --version 3 > policy-v3.toml"
+    )]
+    Policy(bundle::DocumentCommand),
+    /// Import or export the ledger (TOML, or CSV by the .csv extension).
+    #[command(
+        subcommand,
+        after_help = "A ledger is validated against the current policy, exactly as agents validate it.\n\nExamples:\n  infoledger-server ledger import ledger.csv\n  infoledger-server ledger export > ledger.toml"
+    )]
+    Ledger(bundle::DocumentCommand),
+    /// Show the bundle's versions.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +193,9 @@ pub fn main() -> ExitCode {
         Command::Token(TokenCommand::Revoke(args)) => run_revoke_api_token(&args),
         Command::Audit(AuditCommand::Verify(args)) => run_audit_verify(&args),
         Command::GenerateAssets { out } => generate_assets(&out),
+        Command::Policy(command) => bundle::run_document(Document::Policy, &command),
+        Command::Ledger(command) => bundle::run_document(Document::Ledger, &command),
+        Command::Bundle(bundle::BundleCommand::Show(args)) => bundle::run_bundle_show(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -209,6 +231,14 @@ fn init_logging(verbose: u8) {
 fn run_validate(path: &Path) -> anyhow::Result<u8> {
     let config = Config::load(path)?;
     config.check_folders()?;
+    if !bundle::validate_config_files(&config)? {
+        return Ok(EXIT_USAGE);
+    }
+    if let Some(webhook) = &config.webhook {
+        crate::webhook::NotifierSettings::from_config(webhook).map_err(|e| {
+            ConfigError::ReferencedFile(format!("{}: [webhook]: {e}", path.display()))
+        })?;
+    }
     let key = match keyfile::load(&config.server_key_file)? {
         Some(_) => "present",
         None => "absent, `serve` will create it",
@@ -435,6 +465,10 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
         schema = store.schema_version(),
         "database ready"
     );
+    if let Some(code) = bundle::import_config_files(&config, &store)? {
+        return Ok(code);
+    }
+    let background = bundle::Background::prepare(&config, &store)?;
     let api_config = ApiConfig {
         max_body_bytes: config.limits.body_bytes,
         ..ApiConfig::default()
@@ -467,10 +501,21 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
             tracing::warn!(error = %e, "cannot notify systemd of readiness");
         }
         tracing::info!(%addr, "collector started");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.wait())
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = background.spawn(Arc::clone(&store), &stopped);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.wait().await;
+                let _ = stop.send(true);
+            })
             .await
-            .context("server failed")
+            .context("server failed");
+        // Background tasks stop at the signal: a rules pass in progress completes, a webhook
+        // attempt in flight is abandoned and sent again after the restart.
+        for task in tasks {
+            let _ = task.await;
+        }
+        served
     })?;
     tracing::info!("collector stopped");
     Ok(EXIT_OK)

@@ -14,6 +14,12 @@
 //! # `serve` when absent; refused when readable by group or others.
 //! server_key_file = "/var/lib/infoledger/server.key"
 //!
+//! # Optional: a policy and a ledger imported at `serve` start whenever the file's text differs
+//! # from what was last imported from it (changes made since through the CLI or the API stay
+//! # until the file itself changes). Relative to this file's folder.
+//! policy_file = "/etc/infoledger/policy.toml"
+//! ledger_file = "/etc/infoledger/ledger.toml"     # `.csv` selects the CSV reader
+//!
 //! [limits]
 //! # The largest request body accepted, in bytes.
 //! body_bytes = 4194304
@@ -30,9 +36,26 @@
 //! [agents]
 //! # An agent that has delivered nothing for this long is flagged stale in the agent list.
 //! stale_after = "1h"
+//!
+//! [rules]
+//! # How often escalation and ledger drift are evaluated.
+//! interval = "60s"
+//!
+//! [drift]
+//! # An asset whose locations held no file on any reporting agent for this long is drift.
+//! empty_after = "30d"
+//!
+//! [webhook]                                       # optional: no section, no webhook
+//! url = "https://alerts.example.com/infoledger"
+//! secret_file = "/etc/infoledger/webhook.secret"  # or `secret = "…"` (at least 16 bytes)
+//! events = ["critical_opened", "escalated"]
+//! timeout = "10s"                                 # per attempt
+//! retries = 16                                    # after the first attempt
+//! retry_delay = "10s"                             # doubles per retry, at most 1h
 //! ```
 
 use crate::sla::Slas;
+use crate::store::notify::WebhookEvent;
 use chrono::TimeDelta;
 use infoledger_policies::Severity;
 use serde::Deserialize;
@@ -53,6 +76,19 @@ pub const MIN_BODY_BYTES: u64 = 1024;
 pub const MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
 /// How long an agent may stay silent before it is flagged stale, when the file does not say.
 pub const DEFAULT_STALE_AFTER: TimeDelta = TimeDelta::hours(1);
+/// How often server-side rules run when the file says nothing.
+pub const DEFAULT_RULES_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long an asset may stay empty before it is drift, when the file says nothing.
+pub const DEFAULT_DRIFT_EMPTY_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(30);
+/// A webhook attempt's time limit when the file says nothing.
+pub const DEFAULT_WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Webhook retries after the first attempt when the file says nothing: with the default delay
+/// (10 s, doubling, at most an hour) they span about ten hours of receiver outage.
+pub const DEFAULT_WEBHOOK_RETRIES: u32 = 16;
+/// The first retry's delay when the file says nothing.
+pub const DEFAULT_WEBHOOK_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
+/// The shortest webhook secret accepted, in bytes.
+pub const MIN_WEBHOOK_SECRET_BYTES: usize = 16;
 
 /// A configuration that cannot be read or used.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +113,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A file the configuration names (webhook secret, policy or ledger) cannot be used.
+    #[error("{0}")]
+    ReferencedFile(String),
     /// A file the configuration names would have to be created in a folder that does not exist.
     #[error("{}: the folder of `{key}` ({}) does not exist", config.display(), folder.display())]
     MissingFolder {
@@ -108,6 +147,18 @@ struct RawConfig {
     /// The agent fleet.
     #[serde(default)]
     agents: RawAgents,
+    /// A policy file imported at `serve` start when it changed.
+    policy_file: Option<Spanned<PathBuf>>,
+    /// A ledger file imported at `serve` start when it changed.
+    ledger_file: Option<Spanned<PathBuf>>,
+    /// Server-side rules.
+    #[serde(default)]
+    rules: RawRules,
+    /// Ledger drift.
+    #[serde(default)]
+    drift: RawDrift,
+    /// The webhook; absent means none.
+    webhook: Option<RawWebhook>,
 }
 
 /// `[sla]` as written: a duration (`24h`, `7d`) or `none` per severity.
@@ -132,6 +183,42 @@ struct RawSla {
 struct RawAgents {
     /// Silence after which an agent is stale [default: 1h].
     stale_after: Option<Spanned<String>>,
+}
+
+/// `[rules]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    /// How often escalation and drift run [default: 60s].
+    interval: Option<Spanned<String>>,
+}
+
+/// `[drift]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrift {
+    /// How long an asset may hold no file before it is drift [default: 30d].
+    empty_after: Option<Spanned<String>>,
+}
+
+/// `[webhook]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    /// Where notifications are POSTed (http or https).
+    url: Spanned<String>,
+    /// The HMAC key, inline.
+    secret: Option<Spanned<String>>,
+    /// A file holding the HMAC key.
+    secret_file: Option<Spanned<PathBuf>>,
+    /// What to announce [default: both].
+    events: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Per-attempt time limit [default: 10s].
+    timeout: Option<Spanned<String>>,
+    /// Retries after the first attempt [default: 16].
+    retries: Option<Spanned<i64>>,
+    /// The first retry's delay, doubling per retry up to an hour [default: 10s].
+    retry_delay: Option<Spanned<String>>,
 }
 
 /// `[limits]` as written.
@@ -159,6 +246,14 @@ pub struct Config {
     pub slas: Slas,
     /// The agent fleet (`[agents]`).
     pub agents: AgentSettings,
+    /// A policy file to import at `serve` start when it changed.
+    pub policy_file: Option<PathBuf>,
+    /// A ledger file to import at `serve` start when it changed.
+    pub ledger_file: Option<PathBuf>,
+    /// Server-side rules.
+    pub rules: Rules,
+    /// The webhook, if configured.
+    pub webhook: Option<Webhook>,
 }
 
 /// Checked `[agents]`.
@@ -176,6 +271,50 @@ impl Default for AgentSettings {
     }
 }
 
+/// Checked `[rules]` and `[drift]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    /// How often escalation and ledger drift run.
+    pub interval: std::time::Duration,
+    /// How long an asset may hold no file before it is drift.
+    pub drift_empty_after: chrono::TimeDelta,
+}
+
+/// Where the webhook's HMAC key comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum WebhookSecret {
+    /// Written in the configuration.
+    Inline(String),
+    /// Read from this file when the server starts.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WebhookSecret::Inline(_) => f.write_str("Inline(..)"),
+            WebhookSecret::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+/// Checked `[webhook]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Where notifications are POSTed.
+    pub url: reqwest::Url,
+    /// The HMAC key's source.
+    pub secret: WebhookSecret,
+    /// What to announce.
+    pub events: Vec<WebhookEvent>,
+    /// Per-attempt time limit.
+    pub timeout: std::time::Duration,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// The first retry's delay.
+    pub retry_delay: std::time::Duration,
+}
+
 /// Checked `[limits]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -191,6 +330,14 @@ impl Config {
             source,
         })?;
         Config::parse(path, &text)
+    }
+
+    /// Whether the configuration writes a secret inline (then the file should be private).
+    pub fn holds_secret(&self) -> bool {
+        matches!(
+            self.webhook.as_ref().map(|w| &w.secret),
+            Some(WebhookSecret::Inline(_))
+        )
     }
 
     /// Checks that the folders of the database and the server key file exist, so that `serve`
@@ -238,7 +385,7 @@ impl Config {
 
 impl RawConfig {
     /// Turns the file's values into a [`Config`]; an error carries the span of the bad value.
-    fn check(self, path: &Path) -> Result<Config, (Range<usize>, String)> {
+    fn check(self, path: &Path) -> Result<Config, Located> {
         let listen = match &self.listen {
             None => DEFAULT_LISTEN
                 .parse()
@@ -310,6 +457,24 @@ impl RawConfig {
             Some(value) => parse_duration(value.get_ref())
                 .map_err(|problem| (value.span(), format!("`agents.stale_after`: {problem}")))?,
         };
+        let optional_file = |key: &str, p: &Option<Spanned<PathBuf>>| {
+            p.as_ref().map(|p| file_path(key, p)).transpose()
+        };
+        let policy_file = optional_file("policy_file", &self.policy_file)?;
+        let ledger_file = optional_file("ledger_file", &self.ledger_file)?;
+        let interval = match &self.rules.interval {
+            None => DEFAULT_RULES_INTERVAL,
+            Some(text) => std_duration("rules.interval", text)?,
+        };
+        let drift_empty_after = match &self.drift.empty_after {
+            None => DEFAULT_DRIFT_EMPTY_AFTER,
+            Some(text) => duration("drift.empty_after", text)?,
+        };
+        let webhook = self
+            .webhook
+            .as_ref()
+            .map(|w| w.check(&file_path))
+            .transpose()?;
         Ok(Config {
             path: path.to_path_buf(),
             listen,
@@ -318,6 +483,129 @@ impl RawConfig {
             limits: Limits { body_bytes },
             slas,
             agents: AgentSettings { stale_after },
+            policy_file,
+            ledger_file,
+            rules: Rules {
+                interval,
+                drift_empty_after,
+            },
+            webhook,
+        })
+    }
+}
+
+/// An error located at a value's span.
+type Located = (Range<usize>, String);
+/// Resolves a path value relative to the configuration's folder.
+type FilePath<'a> = dyn Fn(&str, &Spanned<PathBuf>) -> Result<PathBuf, Located> + 'a;
+
+/// A duration value such as `90s`, `12h` or `30d`.
+fn duration(key: &str, text: &Spanned<String>) -> Result<chrono::TimeDelta, Located> {
+    parse_duration(text.get_ref()).map_err(|message| (text.span(), format!("`{key}`: {message}")))
+}
+
+fn std_duration(key: &str, text: &Spanned<String>) -> Result<std::time::Duration, Located> {
+    duration(key, text)?
+        .to_std()
+        .map_err(|_| (text.span(), format!("`{key}` must be positive")))
+}
+
+impl RawWebhook {
+    fn check(&self, file_path: &FilePath<'_>) -> Result<Webhook, Located> {
+        let url = reqwest::Url::parse(self.url.get_ref())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                (
+                    self.url.span(),
+                    format!(
+                        "invalid `webhook.url` `{}`: expected an http:// or https:// URL",
+                        self.url.get_ref()
+                    ),
+                )
+            })?;
+        let secret = match (&self.secret, &self.secret_file) {
+            (Some(secret), None) => {
+                if secret.get_ref().len() < MIN_WEBHOOK_SECRET_BYTES {
+                    return Err((
+                        secret.span(),
+                        format!(
+                            "`webhook.secret` must be at least {MIN_WEBHOOK_SECRET_BYTES} bytes"
+                        ),
+                    ));
+                }
+                WebhookSecret::Inline(secret.get_ref().clone())
+            }
+            (None, Some(file)) => WebhookSecret::File(file_path("webhook.secret_file", file)?),
+            (Some(secret), Some(_)) => {
+                return Err((
+                    secret.span(),
+                    "give either `webhook.secret` or `webhook.secret_file`, not both".to_owned(),
+                ))
+            }
+            (None, None) => {
+                return Err((
+                    self.url.span(),
+                    "`[webhook]` needs `secret_file` (or `secret`): receivers verify the signature with it"
+                        .to_owned(),
+                ))
+            }
+        };
+        let events = match &self.events {
+            None => WebhookEvent::ALL.to_vec(),
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    return Err((
+                        list.span(),
+                        "`webhook.events` is empty: remove `[webhook]` to turn notifications off"
+                            .to_owned(),
+                    ));
+                }
+                let mut events = Vec::new();
+                for name in list.get_ref() {
+                    let event: WebhookEvent =
+                        name.get_ref().parse().map_err(|e| (name.span(), e))?;
+                    if !events.contains(&event) {
+                        events.push(event);
+                    }
+                }
+                events
+            }
+        };
+        let timeout = self
+            .timeout
+            .as_ref()
+            .map(|t| std_duration("webhook.timeout", t))
+            .transpose()?
+            .unwrap_or(DEFAULT_WEBHOOK_TIMEOUT);
+        let retry_delay = self
+            .retry_delay
+            .as_ref()
+            .map(|t| std_duration("webhook.retry_delay", t))
+            .transpose()?
+            .unwrap_or(DEFAULT_WEBHOOK_RETRY_DELAY);
+        let retries = match &self.retries {
+            None => DEFAULT_WEBHOOK_RETRIES,
+            Some(n) => u32::try_from(*n.get_ref())
+                .ok()
+                .filter(|n| *n <= 1000)
+                .ok_or_else(|| {
+                    (
+                        n.span(),
+                        format!(
+                            "`webhook.retries` is {}, it must be between 0 and 1000",
+                            n.get_ref()
+                        ),
+                    )
+                })?,
+        };
+        Ok(Webhook {
+            url,
+            secret,
+            events,
+            timeout,
+            retries,
+            retry_delay,
         })
     }
 }
@@ -409,6 +697,56 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen, "[::1]:0".parse().unwrap());
         assert_eq!(c.limits.body_bytes, 2048);
+    }
+
+    #[test]
+    fn rules_drift_and_webhook_keys_are_read_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(
+            (c.policy_file, c.ledger_file, c.webhook),
+            (None, None, None)
+        );
+        assert_eq!(c.rules.interval, DEFAULT_RULES_INTERVAL);
+        assert_eq!(c.rules.drift_empty_after, chrono::TimeDelta::days(30));
+
+        let c = parse(&format!(
+            "{GOOD}policy_file = \"p.toml\"\nledger_file = \"/srv/l.csv\"\n[rules]\ninterval = \"5m\"\n[drift]\nempty_after = \"2w\"\n[webhook]\nurl = \"https://hooks.example/x?k=1\"\nsecret_file = \"hook.secret\"\nevents = [\"escalated\", \"escalated\"]\ntimeout = \"3s\"\nretries = 0\nretry_delay = \"1m\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.policy_file.as_deref(), Some(Path::new("/etc/il/p.toml")));
+        assert_eq!(c.ledger_file.as_deref(), Some(Path::new("/srv/l.csv")));
+        assert_eq!(c.rules.interval, std::time::Duration::from_secs(300));
+        assert_eq!(c.rules.drift_empty_after, chrono::TimeDelta::days(14));
+        assert!(!c.holds_secret());
+        let w = c.webhook.unwrap();
+        assert_eq!(w.url.as_str(), "https://hooks.example/x?k=1");
+        assert_eq!(
+            w.secret,
+            WebhookSecret::File(PathBuf::from("/etc/il/hook.secret"))
+        );
+        assert_eq!(w.events, [WebhookEvent::Escalated]);
+        assert_eq!(w.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(
+            (w.retries, w.retry_delay),
+            (0, std::time::Duration::from_secs(60))
+        );
+
+        let c = parse(&format!(
+            "{GOOD}[webhook]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"0123456789abcdef\"\n"
+        ))
+        .unwrap();
+        let w = c.webhook.as_ref().unwrap();
+        assert_eq!(w.events, WebhookEvent::ALL);
+        assert_eq!(
+            (w.timeout, w.retries, w.retry_delay),
+            (
+                DEFAULT_WEBHOOK_TIMEOUT,
+                DEFAULT_WEBHOOK_RETRIES,
+                DEFAULT_WEBHOOK_RETRY_DELAY
+            )
+        );
+        assert!(c.holds_secret());
+        assert_eq!(format!("{:?}", w.secret), "Inline(..)");
     }
 
     #[test]

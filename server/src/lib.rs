@@ -9,5 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod keyfile;
+pub mod rules;
 pub mod sla;
 pub mod store;
+pub mod webhook;

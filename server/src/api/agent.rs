@@ -95,7 +95,7 @@ pub(super) async fn events(
 /// The agent's secret is derived from the header's agent id, so the signature is checked before
 /// the database is asked about the agent: an unauthenticated caller learns nothing about which
 /// agents exist. The store refuses unknown and revoked agents afterwards.
-fn authenticate(
+pub(super) fn authenticate(
     state: &AppState,
     method: &str,
     path: &str,

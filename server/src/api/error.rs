@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use infoledger_policies::wire::signing::SignatureError;
+use infoledger_policies::{Diagnostic, DiagnosticLevel};
+use serde::Serialize;
 use serde_json::json;
 
 /// Why a request failed, as the client is told.
@@ -73,6 +75,21 @@ pub enum AppError {
     /// The action does not apply in the current state (e.g. acknowledging a resolved violation).
     #[error("{0}")]
     Conflict(String),
+    /// A policy or ledger has errors (or a policy would invalidate the current ledger); every
+    /// diagnostic goes into the answer's `diagnostics`.
+    #[error("{message}")]
+    InvalidDocument {
+        /// What was refused, for people.
+        message: String,
+        /// Every problem, located.
+        diagnostics: Vec<DiagnosticBody>,
+    },
+    /// No bundle was imported yet.
+    #[error("no bundle yet: an admin must import a policy first")]
+    NoBundle,
+    /// A ledger was imported before any policy.
+    #[error("no policy yet: import a policy first, the ledger is validated against it")]
+    NoPolicy,
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
@@ -105,6 +122,9 @@ impl AppError {
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::ResourceNotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::InvalidDocument { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::NoBundle => StatusCode::NOT_FOUND,
+            AppError::NoPolicy => StatusCode::CONFLICT,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -129,10 +149,43 @@ impl AppError {
             AppError::Forbidden { .. } => "forbidden",
             AppError::ResourceNotFound { .. } => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::InvalidDocument { .. } => "invalid_document",
+            AppError::NoBundle => "no_bundle",
+            AppError::NoPolicy => "no_policy",
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Internal(_) => "internal",
             AppError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// One diagnostic of a refused policy or ledger, as the API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiagnosticBody {
+    /// The file name the text was imported as.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+    /// `error` or `warning`.
+    pub severity: &'static str,
+}
+
+impl From<&Diagnostic> for DiagnosticBody {
+    fn from(d: &Diagnostic) -> DiagnosticBody {
+        DiagnosticBody {
+            file: d.file.display().to_string(),
+            line: d.line,
+            column: d.col,
+            message: d.message.clone(),
+            severity: match d.level {
+                DiagnosticLevel::Error => "error",
+                DiagnosticLevel::Warning => "warning",
+            },
         }
     }
 }
@@ -181,7 +234,11 @@ impl IntoResponse for AppError {
             }
             _ => tracing::debug!(code = self.code(), reason = %self, "request refused"),
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        if let AppError::InvalidDocument { diagnostics, .. } = &self {
+            error["diagnostics"] = json!(diagnostics);
+        }
+        let body = json!({ "error": error });
         (status, Json(body)).into_response()
     }
 }

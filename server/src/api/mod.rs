@@ -11,11 +11,13 @@
 
 mod agent;
 pub mod auth;
+mod bundle;
 mod error;
 pub mod keys;
 pub mod manager;
 
-pub use error::AppError;
+pub use bundle::HEADER_BUNDLE_VERSION;
+pub use error::{AppError, DiagnosticBody};
 pub use keys::ServerKey;
 
 use crate::sla::Slas;
@@ -91,6 +93,8 @@ struct Shared {
     // One guard per process: with several collectors this becomes a guard over the shared
     // database (the `ReplayGuard` trait is the seam).
     replay: Mutex<InMemoryReplayGuard>,
+    // The newest signed bundle, so unchanged bundles are not signed again per request.
+    bundles: bundle::BundleCache,
 }
 
 impl AppState {
@@ -103,6 +107,7 @@ impl AppState {
                 key,
                 config,
                 replay,
+                bundles: bundle::BundleCache::default(),
             }),
             manager: Arc::new(ManagerSettings::default()),
         }
@@ -159,6 +164,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/enroll", post(agent::enroll))
         .route("/api/v1/events", post(agent::events))
         .merge(manager::routes())
+        .route("/api/v1/bundle", get(bundle::agent_bundle))
+        .route("/api/v1/bundle/versions", get(bundle::versions))
+        .route(
+            "/api/v1/policy",
+            get(bundle::get_policy).put(bundle::put_policy),
+        )
+        .route(
+            "/api/v1/ledger",
+            get(bundle::get_ledger).put(bundle::put_ledger),
+        )
+        .route("/api/v1/drift", get(bundle::drift))
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))

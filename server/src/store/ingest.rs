@@ -138,8 +138,10 @@ fn apply(tx: &Transaction<'_>, agent: &str, event: &Event, now: &str) -> Result<
             apply_resolved(tx, agent, path, *kind, &at, now)
         }
         EventBody::Health(health) => apply_health(tx, agent, health),
-        // Kept in the event log; ledger drift reads the latest footprint per agent from there.
-        EventBody::Footprint(_) => Ok(()),
+        // Kept in the event log, and as the agent's latest footprint for ledger drift.
+        EventBody::Footprint(footprint) => {
+            super::drift::apply_footprint(tx, agent, event.seq, &at, footprint)
+        }
     }
 }
 

@@ -141,6 +141,68 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         opened_at, id);
     CREATE INDEX violations_by_resolved ON violations (resolved_at) WHERE resolved_at IS NOT NULL;
     "#,
+    // 5: server-side rules: escalation, the webhook delivery queue, and ledger drift.
+    r#"
+    -- When the violation's current open period outlived its severity's SLA; an escalation older
+    -- than `opened_at` belongs to an earlier open period.
+    ALTER TABLE violations ADD COLUMN escalated_at TEXT;
+    CREATE INDEX violations_unescalated ON violations (severity, opened_at)
+        WHERE status IN ('open', 'acknowledged');
+
+    -- Notifications waiting to be POSTed to the webhook, kept until delivered or given up, so a
+    -- restart loses none. `dedup` makes enqueueing idempotent.
+    CREATE TABLE webhook_deliveries (
+        id              INTEGER PRIMARY KEY,
+        dedup           TEXT NOT NULL UNIQUE,    -- event ':' violation id ':' opened_at
+        event           TEXT NOT NULL CHECK (event IN ('critical_opened', 'escalated')),
+        violation_id    TEXT NOT NULL,
+        payload         TEXT NOT NULL,           -- JSON: the violation as it was when enqueued
+        created_at      TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error      TEXT,
+        delivered_at    TEXT,
+        failed_at       TEXT                     -- retries exhausted
+    ) STRICT;
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+        WHERE delivered_at IS NULL AND failed_at IS NULL;
+    -- How far the notifier has read `violation_history` (its high-water mark).
+    CREATE TABLE webhook_marks (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    -- Each agent's latest footprint (applied in sequence order by ingest).
+    CREATE TABLE footprints (
+        agent_id TEXT PRIMARY KEY REFERENCES agents(id),
+        seq      INTEGER NOT NULL,
+        at       TEXT NOT NULL,
+        host     TEXT NOT NULL,
+        roots    TEXT NOT NULL,                  -- JSON array of strings
+        assets   TEXT NOT NULL                   -- JSON object: asset id -> file count
+    ) STRICT, WITHOUT ROWID;
+    -- Since when an asset is known, and when any footprint last saw files of it.
+    CREATE TABLE asset_presence (
+        asset           TEXT PRIMARY KEY,
+        first_listed_at TEXT,                    -- first bundle version that listed it
+        last_seen_at    TEXT                     -- newest footprint with files of it
+    ) STRICT, WITHOUT ROWID;
+    -- Ledger drift findings with their life cycle (open -> resolved when the condition clears).
+    CREATE TABLE drift (
+        id          TEXT PRIMARY KEY,            -- hex SHA-256 of (asset, condition, host)
+        asset       TEXT NOT NULL,
+        department  TEXT NOT NULL,
+        condition   TEXT NOT NULL CHECK (condition IN ('empty', 'foreign-host')),
+        host        TEXT,                        -- foreign-host: where the files were seen
+        files       INTEGER NOT NULL,
+        message     TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        opened_at   TEXT NOT NULL,
+        resolved_at TEXT,
+        updated_at  TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX drift_by_department ON drift (department, status);
+    "#,
 ];
 
 /// Brings the database up to the newest schema; a no-op when it already is.

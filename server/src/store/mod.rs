@@ -13,10 +13,14 @@
 mod actions;
 mod agents;
 pub mod audit;
+pub mod bundle;
+pub mod drift;
 mod enroll;
+mod escalation;
 mod ingest;
 mod migrations;
 pub mod model;
+pub mod notify;
 mod query;
 pub mod stats;
 pub mod tokens;
@@ -198,16 +202,10 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes an agent: its further events are refused. Its stored data stays.
+    /// Revokes an agent as `cli`: its further events are refused; its data stays. Audited like
+    /// [`Store::revoke_agent_as`], which names the actor.
     pub fn revoke_agent(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let changed = self.writer().execute(
-            "UPDATE agents SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
-            (id, timestamp(at)),
-        )?;
-        if changed == 0 {
-            return Err(StoreError::UnknownAgent(id.to_owned()));
-        }
-        Ok(())
+        self.revoke_agent_as(id, "cli", None, at).map(drop)
     }
 
     /// One agent, if enrolled.

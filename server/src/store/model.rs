@@ -95,6 +95,8 @@ pub struct Violation {
     pub resolved_at: Option<DateTime<Utc>>,
     /// When the row last changed on the server.
     pub updated_at: DateTime<Utc>,
+    /// When the current open period outlived its severity's SLA, if it did (see `escalation`).
+    pub escalated_at: Option<DateTime<Utc>>,
 }
 
 /// One status change of a violation, oldest first.

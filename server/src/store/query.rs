@@ -16,7 +16,8 @@ use rusqlite::{OptionalExtension, Row};
 use std::str::FromStr;
 
 const VIOLATION_COLUMNS: &str = "id, agent_id, host, path, kind, severity, status, label, asset,
-    department, rule, message, fix, excepted_until, opened_at, resolved_at, updated_at";
+    department, rule, message, fix, excepted_until, opened_at, resolved_at, updated_at,
+    escalated_at";
 
 /// The SQL condition and its parameter for a department restriction.
 fn restriction(departments: Option<&[String]>) -> Result<Option<Value>, StoreError> {
@@ -342,6 +343,7 @@ struct RawViolation {
     opened_at: String,
     resolved_at: Option<String>,
     updated_at: String,
+    escalated_at: Option<String>,
 }
 
 impl RawViolation {
@@ -365,11 +367,15 @@ impl RawViolation {
             opened_at: row.get(14)?,
             resolved_at: row.get(15)?,
             updated_at: row.get(16)?,
+            escalated_at: row.get(17)?,
         })
     }
 
     fn check(self) -> Result<Violation, StoreError> {
         let time = |text: Option<String>| text.as_deref().map(parse_timestamp).transpose();
+        let current_escalation = self
+            .escalated_at
+            .filter(|at| *at >= self.opened_at && self.resolved_at.is_none());
         Ok(Violation {
             kind: parse(&self.kind)?,
             severity: parse(&self.severity)?,
@@ -378,6 +384,9 @@ impl RawViolation {
             opened_at: parse_timestamp(&self.opened_at)?,
             resolved_at: time(self.resolved_at)?,
             updated_at: parse_timestamp(&self.updated_at)?,
+            // An escalation from an earlier open period does not count for the current one
+            // (fixed-width timestamps compare as text).
+            escalated_at: time(current_escalation)?,
             id: self.id,
             agent: self.agent,
             host: self.host,

@@ -30,7 +30,7 @@ use std::sync::Arc;
 const EXPORT_PAGE: u32 = 500;
 
 /// The CSV columns, in the order of the list's JSON fields.
-const CSV_COLUMNS: [&str; 17] = [
+const CSV_COLUMNS: [&str; 18] = [
     "id",
     "agent",
     "host",
@@ -48,6 +48,7 @@ const CSV_COLUMNS: [&str; 17] = [
     "opened_at",
     "resolved_at",
     "updated_at",
+    "escalated_at",
 ];
 
 /// What to write.
@@ -114,7 +115,7 @@ fn encode_csv(rows: &[Violation], header: bool) -> Result<Bytes, String> {
                 .unwrap_or_default()
         };
         let text = |t: &Option<String>| t.clone().unwrap_or_default();
-        let record: [String; 17] = [
+        let record: [String; 18] = [
             v.id.clone(),
             v.agent.clone(),
             v.host.clone(),
@@ -132,6 +133,7 @@ fn encode_csv(rows: &[Violation], header: bool) -> Result<Bytes, String> {
             time(Some(v.opened_at)),
             time(v.resolved_at),
             time(Some(v.updated_at)),
+            time(v.escalated_at),
         ];
         writer
             .write_record(record.iter().map(|cell| neutralise(cell).into_owned()))
