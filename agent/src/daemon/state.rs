@@ -1029,3 +1029,291 @@ impl Batch<'_> {
         Ok(n as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(n: i64) -> Stamp {
+        Stamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: n,
+            ctime_ns: n,
+        }
+    }
+
+    fn facts(path: &str) -> FileFacts {
+        FileFacts {
+            path: PathBuf::from(path),
+            ..FileFacts::default()
+        }
+    }
+
+    fn violation(kind: Kind, severity: Severity) -> ViolationRecord {
+        ViolationRecord {
+            kind,
+            severity,
+            label: Some("confidential".into()),
+            asset: None,
+            department: None,
+            rule: "rules.forbidden: **/Downloads/**".into(),
+            message: "in a forbidden location".into(),
+            fix: "move it".into(),
+            owner: 1000,
+        }
+    }
+
+    fn open(dir: &Path, limit: u64) -> StateDb {
+        let mut db = StateDb::open(dir, limit, false).unwrap();
+        db.set_host("ws-1");
+        db
+    }
+
+    fn record(db: &mut StateDb, path: &str, n: i64, found: &[ViolationRecord]) -> (Vec<Change>, BatchOutcome) {
+        let mut batch = db.batch(Utc::now()).unwrap();
+        let changes = batch
+            .record(stamp(n), ReadDepth::Full, &facts(path), found)
+            .unwrap();
+        (changes, batch.commit().unwrap())
+    }
+
+    /// The outbox's events as (type, path, kind), oldest first, without numbering them.
+    fn outbox(db: &StateDb) -> Vec<(String, Option<String>, Option<String>)> {
+        let mut stmt = db
+            .conn
+            .prepare("SELECT type, CAST(path AS TEXT), kind FROM outbox ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn ev(t: &str, path: &str, kind: &str) -> (String, Option<String>, Option<String>) {
+        (t.into(), Some(path.into()), Some(kind.into()))
+    }
+
+    #[test]
+    fn findings_turn_into_events_once_across_rescans_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path(), 1000);
+        let v = violation(Kind::Misplaced, Severity::High);
+        let (changes, outcome) = record(&mut db, "/d/a.docx", 1, &[v.clone()]);
+        assert_eq!(
+            changes,
+            vec![Change::Opened {
+                path: "/d/a.docx".into(),
+                violation: v.clone()
+            }]
+        );
+        assert_eq!(outcome.queued, 1);
+        // The same finding on a rescan (new stamp, same facts) and after a restart: nothing new.
+        record(&mut db, "/d/a.docx", 2, &[v.clone()]);
+        drop(db);
+        let mut db = open(dir.path(), 1000);
+        let (changes, outcome) = record(&mut db, "/d/a.docx", 3, &[v.clone()]);
+        assert!(changes.is_empty());
+        assert_eq!(outcome.queued, 0);
+        assert_eq!(outbox(&db), vec![ev("violation_opened", "/d/a.docx", "misplaced")]);
+        assert_eq!(db.cached_stamp(Path::new("/d/a.docx")).unwrap(), Some((stamp(3), ReadDepth::Full)));
+
+        // A changed severity is announced again (details refresh), without a local change.
+        let worse = violation(Kind::Misplaced, Severity::Critical);
+        let (changes, outcome) = record(&mut db, "/d/a.docx", 4, &[worse]);
+        assert!(changes.is_empty());
+        assert_eq!(outcome.queued, 1);
+        // A changed message alone is not (an expired asset's day count).
+        let mut reworded = violation(Kind::Misplaced, Severity::Critical);
+        reworded.message = "reworded".into();
+        assert_eq!(record(&mut db, "/d/a.docx", 5, &[reworded]).1.queued, 0);
+        assert_eq!(db.open_violations().unwrap()[0].violation.message, "reworded");
+
+        // Deleting the file resolves it.
+        let mut batch = db.batch(Utc::now()).unwrap();
+        let changes = batch.forget(Path::new("/d/a.docx")).unwrap();
+        batch.commit().unwrap();
+        assert_eq!(
+            changes,
+            vec![Change::Resolved {
+                path: "/d/a.docx".into(),
+                kind: Kind::Misplaced
+            }]
+        );
+        assert_eq!(
+            outbox(&db),
+            vec![
+                ev("violation_opened", "/d/a.docx", "misplaced"),
+                ev("violation_opened", "/d/a.docx", "misplaced"),
+                ev("violation_resolved", "/d/a.docx", "misplaced"),
+            ]
+        );
+        assert!(db.open_violations().unwrap().is_empty());
+        assert_eq!(db.file_count().unwrap(), 0);
+        assert_eq!(db.deferred().unwrap(), 0);
+    }
+
+    #[test]
+    fn an_opened_event_carries_everything_the_collector_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path(), 1000);
+        let mut v = violation(Kind::Expired, Severity::High);
+        v.asset = Some("ACME".into());
+        v.department = Some("Sales".into());
+        record(&mut db, "/d/x.pdf", 1, &[v]);
+        let events = db.next_batch(10).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].body,
+            EventBody::ViolationOpened {
+                path: "/d/x.pdf".into(),
+                kind: Kind::Expired,
+                severity: Severity::High,
+                label: Some("confidential".into()),
+                asset: Some("ACME".into()),
+                department: Some("Sales".into()),
+                rule: Some("rules.forbidden: **/Downloads/**".into()),
+                message: "in a forbidden location".into(),
+                fix: "move it".into(),
+                host: "ws-1".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn sequence_numbers_are_contiguous_durable_and_only_acknowledged_events_leave() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path(), 1000);
+        for i in 0..5 {
+            record(&mut db, &format!("/d/{i}"), 1, &[violation(Kind::Misplaced, Severity::High)]);
+        }
+        let first = db.next_batch(3).unwrap();
+        assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        // Sent again after a crash before the answer: the same numbers, the same events.
+        drop(db);
+        let mut db = open(dir.path(), 1000);
+        let again = db.next_batch(3).unwrap();
+        assert_eq!(again, first);
+        // The collector stored 1..=2 only: 3 stays, 4 and 5 get numbered next.
+        assert_eq!(db.acknowledge(2).unwrap(), 2);
+        let next = db.next_batch(10).unwrap();
+        assert_eq!(next.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(next[0], first[2]);
+        assert_eq!(db.acknowledge(5).unwrap(), 3);
+        assert_eq!(db.outbox_depth().unwrap(), 0);
+        record(&mut db, "/d/new", 1, &[violation(Kind::Misplaced, Severity::High)]);
+        assert_eq!(db.next_batch(10).unwrap()[0].seq, 6);
+        // A new identity numbers from 1 again.
+        db.restart_sequence().unwrap();
+        assert_eq!(db.next_batch(10).unwrap()[0].seq, 1);
+    }
+
+    #[test]
+    fn health_events_replace_unsent_older_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path(), 1000);
+        let health = |q| Health {
+            version: "0.1.0".into(),
+            queue_depth: q,
+            ..Health::default()
+        };
+        assert!(db.push_health(&health(1), Utc::now()).unwrap());
+        // Numbered (sent, unacknowledged) health is never touched.
+        assert_eq!(db.next_batch(10).unwrap().len(), 1);
+        assert!(db.push_health(&health(2), Utc::now()).unwrap());
+        assert!(db.push_health(&health(3), Utc::now()).unwrap());
+        let events = db.next_batch(10).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].body, EventBody::Health(health(3)));
+    }
+
+    #[test]
+    fn a_full_outbox_merges_flapping_violations_then_defers_and_never_loses_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path(), 6);
+        let v = violation(Kind::Misplaced, Severity::High);
+        // One event numbered (in flight) and never merged.
+        record(&mut db, "/d/flap", 1, &[v.clone()]);
+        assert_eq!(db.next_batch(1).unwrap().len(), 1);
+        // The file flaps: resolved, opened, resolved, opened, resolved (5 unsent events).
+        for n in 2..7 {
+            let found = if n % 2 == 0 { vec![] } else { vec![v.clone()] };
+            record(&mut db, "/d/flap", n, &found);
+        }
+        assert_eq!(db.outbox_depth().unwrap(), 6);
+        // A new violation does not fit: the flapping file's unsent events merge to first and
+        // last, which makes room.
+        let (_, outcome) = record(&mut db, "/d/b", 1, &[v.clone()]);
+        assert_eq!((outcome.queued, outcome.merged, outcome.deferred), (1, 3, false));
+        assert_eq!(
+            outbox(&db),
+            vec![
+                ev("violation_opened", "/d/flap", "misplaced"),
+                ev("violation_resolved", "/d/flap", "misplaced"),
+                ev("violation_resolved", "/d/flap", "misplaced"),
+                ev("violation_opened", "/d/b", "misplaced"),
+            ]
+        );
+        // Distinct violations cannot merge: once full, they are deferred, not dropped.
+        for name in ["c", "d", "e", "f"] {
+            record(&mut db, &format!("/d/{name}"), 1, &[v.clone()]);
+        }
+        assert_eq!(db.outbox_depth().unwrap(), 6);
+        assert_eq!(db.deferred().unwrap(), 2);
+        assert_eq!(db.open_violations().unwrap().len(), 5);
+        // A health event that does not fit is dropped.
+        assert!(!db
+            .push_health(&Health::default(), Utc::now())
+            .unwrap());
+        // Deliveries make room; reconciling queues what was deferred, and nothing is missing.
+        let sent = db.next_batch(6).unwrap();
+        db.acknowledge(sent.last().unwrap().seq).unwrap();
+        let outcome = db.reconcile(Utc::now()).unwrap();
+        assert_eq!((outcome.queued, outcome.deferred), (2, false));
+        assert_eq!(db.deferred().unwrap(), 0);
+        let rest = db.next_batch(10).unwrap();
+        let mut delivered: Vec<String> = sent
+            .iter()
+            .chain(&rest)
+            .filter_map(|e| match &e.body {
+                EventBody::ViolationOpened { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        delivered.sort();
+        delivered.dedup();
+        assert_eq!(delivered, ["/d/b", "/d/c", "/d/d", "/d/e", "/d/f", "/d/flap"]);
+    }
+
+    #[test]
+    fn forgetting_a_folder_resolves_everything_under_it_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path(), 1000);
+        let v = violation(Kind::Misplaced, Severity::High);
+        for p in ["/d/sub/a", "/d/sub/deeper/b", "/d/sub.txt", "/d/subway/c"] {
+            record(&mut db, p, 1, &[v.clone()]);
+        }
+        assert_eq!(
+            db.paths_under(Path::new("/d/sub")).unwrap(),
+            [PathBuf::from("/d/sub/a"), PathBuf::from("/d/sub/deeper/b")]
+        );
+        let mut batch = db.batch(Utc::now()).unwrap();
+        let changes = batch.forget_under(Path::new("/d/sub")).unwrap();
+        batch.commit().unwrap();
+        assert_eq!(changes.len(), 2);
+        let left: Vec<PathBuf> = db.open_violations().unwrap().into_iter().map(|o| o.path).collect();
+        assert_eq!(left, [PathBuf::from("/d/sub.txt"), PathBuf::from("/d/subway/c")]);
+    }
+
+    #[test]
+    fn local_only_state_announces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path(), 1000);
+        db.set_announcing(false);
+        let (changes, outcome) = record(&mut db, "/d/a", 1, &[violation(Kind::Misplaced, Severity::High)]);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(outcome.queued, 0);
+        assert_eq!(db.outbox_depth().unwrap(), 0);
+    }
+}
