@@ -254,7 +254,10 @@ fn init_logging(verbose: u8) {
 }
 
 /// Loads the bundle, printing notes and warnings; on invalid files prints every diagnostic.
-pub(crate) fn load_bundle(args: &BundleArgs, consequence: &str) -> anyhow::Result<Option<LoadedBundle>> {
+pub(crate) fn load_bundle(
+    args: &BundleArgs,
+    consequence: &str,
+) -> anyhow::Result<Option<LoadedBundle>> {
     let source = BundleSource {
         policy: args.policy.clone(),
         ledger: args.ledger.clone(),

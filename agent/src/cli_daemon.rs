@@ -170,9 +170,7 @@ pub(crate) fn validate_config(path: &Path) -> anyhow::Result<u8> {
                 }
             }
         }
-        if server.token.is_none()
-            && Identity::load(&config.state_dir).ok().flatten().is_none()
-        {
+        if server.token.is_none() && Identity::load(&config.state_dir).ok().flatten().is_none() {
             eprintln!(
                 "warning: no enroll_token or enroll_token_file: the agent cannot enroll on its first start"
             );
@@ -185,7 +183,9 @@ pub(crate) fn validate_config(path: &Path) -> anyhow::Result<u8> {
     if config.local_only() || config.policy.is_some() {
         match load_local(&config) {
             Ok(b) => mode.push_str(&format!(", {}", b.origin)),
-            Err(crate::daemon::bundle::BundleRefusal::Local(crate::bundle::BundleError::Invalid(e))) => {
+            Err(crate::daemon::bundle::BundleRefusal::Local(
+                crate::bundle::BundleError::Invalid(e),
+            )) => {
                 eprintln!("{e}");
                 problems += e.errors().count();
             }
@@ -233,7 +233,9 @@ pub(crate) fn status(path: &Path) -> anyhow::Result<u8> {
             Ok(b) => format!("collector bundle {} (cached)", b.version),
             Err(_) => "cached bundle unreadable".to_owned(),
         },
-        None if config.local_only() || config.policy.is_some() => "local policy and ledger".to_owned(),
+        None if config.local_only() || config.policy.is_some() => {
+            "local policy and ledger".to_owned()
+        }
         None => "none yet".to_owned(),
     };
     println!("agent:      {agent}");

@@ -17,7 +17,9 @@ use infoledger_agent::daemon::client::{BundleAnswer, Client, ClientError};
 use infoledger_agent::daemon::config::Config;
 use infoledger_agent::daemon::identity::{Identity, IDENTITY_FILE};
 use infoledger_agent::daemon::state::StateDb;
-use infoledger_policies::wire::bundle::{encode_public_key, BundleDocument, SignedBundle, SourceText};
+use infoledger_policies::wire::bundle::{
+    encode_public_key, BundleDocument, SignedBundle, SourceText,
+};
 use infoledger_policies::{Kind, EXAMPLE_LEDGER, EXAMPLE_POLICY};
 use infoledger_server::store::{PageRequest, Store, Violation, ViolationFilter, ViolationStatus};
 use infoledger_tests::{current_user_and_group, date_from_today, Tree};
@@ -43,7 +45,14 @@ fn server_bin() -> &'static Path {
         let target = profile_dir.parent().unwrap();
         let mut cargo = Command::new(env!("CARGO"));
         cargo
-            .args(["build", "--quiet", "-p", "infoledger-server", "--bin", "infoledger-server"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "infoledger-server",
+                "--bin",
+                "infoledger-server",
+            ])
             .arg("--target-dir")
             .arg(target)
             .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -138,7 +147,11 @@ impl Collector {
             .arg(self.dir.join("server.toml"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
@@ -316,7 +329,9 @@ impl Agent {
 
     fn terminate(&mut self) -> std::process::ExitStatus {
         self.signal(nix::sys::signal::Signal::SIGTERM);
-        wait_for("the agent to exit after SIGTERM", || self.child.try_wait().unwrap())
+        wait_for("the agent to exit after SIGTERM", || {
+            self.child.try_wait().unwrap()
+        })
     }
 
     fn kill_9(&mut self) {
@@ -336,7 +351,10 @@ impl Drop for Agent {
 }
 
 /// A collector (in a folder of `world`) and an agent enrolled with it.
-fn collector_world(name: &str, world_ledger: impl FnOnce(&Path) -> String) -> (World, Collector, PathBuf) {
+fn collector_world(
+    name: &str,
+    world_ledger: impl FnOnce(&Path) -> String,
+) -> (World, Collector, PathBuf) {
     let world = World::new(name, world_ledger);
     let dir = world.etc.path("collector");
     std::fs::create_dir_all(&dir).unwrap();
@@ -367,7 +385,13 @@ fn a_misplaced_labeled_file_opens_at_the_collector_and_moving_it_into_its_asset_
     assert_eq!(opened.len(), 1, "{opened:#?}");
     let v = &opened[0];
     assert_eq!(
-        (v.path.as_str(), v.kind, v.status, v.host.as_str(), v.label.as_deref()),
+        (
+            v.path.as_str(),
+            v.kind,
+            v.status,
+            v.host.as_str(),
+            v.label.as_deref()
+        ),
         (
             misplaced.to_str().unwrap(),
             Kind::Misplaced,
@@ -379,12 +403,18 @@ fn a_misplaced_labeled_file_opens_at_the_collector_and_moving_it_into_its_asset_
     // The developer log line says what, why and how to fix.
     let line = agent.wait_for_log("violation opened:");
     assert!(line.contains("q3.txt: high[misplaced]"), "{line}");
-    assert!(line.contains("rule: rules.forbidden: **/Downloads/**"), "{line}");
+    assert!(
+        line.contains("rule: rules.forbidden: **/Downloads/**"),
+        "{line}"
+    );
     assert!(line.contains("fix: "), "{line}");
 
     // Credentials are private.
     let state = world.state_dir();
-    assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     let identity = std::fs::metadata(state.join(IDENTITY_FILE)).unwrap();
     assert_eq!(identity.permissions().mode() & 0o777, 0o600);
 
@@ -393,7 +423,11 @@ fn a_misplaced_labeled_file_opens_at_the_collector_and_moving_it_into_its_asset_
         let v = violations(&collector.dir);
         (v.len() == 1 && v[0].status == ViolationStatus::Resolved).then_some(())
     });
-    assert!(world.open_violations().is_empty(), "{:?}", world.open_violations());
+    assert!(
+        world.open_violations().is_empty(),
+        "{:?}",
+        world.open_violations()
+    );
     assert_eq!(agent.terminate().code(), Some(0));
 }
 
@@ -410,7 +444,9 @@ fn a_thousand_violations_made_during_an_outage_arrive_exactly_once() {
     let (world, mut collector, config) =
         collector_world("outage", |root| ledger(&root.join("srv"), None));
     let agent = Agent::start(&config, &[]);
-    wait_for("enrollment", || world.state_dir().join(IDENTITY_FILE).exists().then_some(()));
+    wait_for("enrollment", || {
+        world.state_dir().join(IDENTITY_FILE).exists().then_some(())
+    });
     agent.wait_for_log("scan finished");
     let addr = collector.addr;
     collector.stop();
@@ -425,7 +461,9 @@ fn a_thousand_violations_made_during_an_outage_arrive_exactly_once() {
     wait_for("1000 open violations at the collector", || {
         (open_count(&collector.dir) == 1000).then_some(())
     });
-    wait_for("an empty outbox", || (world.outbox_depth() == 0).then_some(()));
+    wait_for("an empty outbox", || {
+        (world.outbox_depth() == 0).then_some(())
+    });
     assert_eq!(opened_events(&collector.dir), 1000);
     assert_eq!(violations(&collector.dir).len(), 1000);
 }
@@ -435,16 +473,22 @@ fn outbox_survives_kill_during_send_without_loss_or_duplicates() {
     let (world, mut collector, config) =
         collector_world("kill9", |root| ledger(&root.join("srv"), None));
     let mut agent = Agent::start(&config, &[]);
-    wait_for("enrollment", || world.state_dir().join(IDENTITY_FILE).exists().then_some(()));
+    wait_for("enrollment", || {
+        world.state_dir().join(IDENTITY_FILE).exists().then_some(())
+    });
     agent.wait_for_log("scan finished");
     let addr = collector.addr;
     collector.stop();
     misplace_files(&world.tree, 1000);
-    wait_for("1000 events in the outbox", || (world.outbox_depth() >= 1000).then_some(()));
+    wait_for("1000 events in the outbox", || {
+        (world.outbox_depth() >= 1000).then_some(())
+    });
 
     // The collector comes back; the agent is killed as soon as the first batch has landed.
     let collector = Collector::start(&collector.dir, &addr.to_string());
-    wait_for("a first delivered batch", || (opened_events(&collector.dir) > 0).then_some(()));
+    wait_for("a first delivered batch", || {
+        (opened_events(&collector.dir) > 0).then_some(())
+    });
     agent.kill_9();
     let before_restart = opened_events(&collector.dir);
     assert!(before_restart <= 1000);
@@ -453,7 +497,9 @@ fn outbox_survives_kill_during_send_without_loss_or_duplicates() {
     wait_for("1000 open violations at the collector", || {
         (open_count(&collector.dir) == 1000).then_some(())
     });
-    wait_for("an empty outbox", || (world.outbox_depth() == 0).then_some(()));
+    wait_for("an empty outbox", || {
+        (world.outbox_depth() == 0).then_some(())
+    });
     assert_eq!(opened_events(&collector.dir), 1000);
 }
 
@@ -469,14 +515,22 @@ fn a_deadline_passing_opens_expired_without_any_file_change() {
         .unwrap()
         .replace("rescan_interval = \"1s\"", "rescan_interval = \"1h\"");
     std::fs::write(&config, text).unwrap();
-    let file = world.tree.labeled("srv/contract.txt", "confidential", b"terms\n").unwrap();
+    let file = world
+        .tree
+        .labeled("srv/contract.txt", "confidential", b"terms\n")
+        .unwrap();
     let clock = world.etc.file("clock", b"0").unwrap();
     let agent = Agent::start(&config, &[("INFOLEDGER_TEST_CLOCK_FILE", &clock)]);
     agent.wait_for_log("scan finished");
     wait_for("the first health event at the collector", || {
         Store::open(&collector.dir.join("collector.db"))
             .unwrap()
-            .agent(&std::fs::read_to_string(world.state_dir().join(IDENTITY_FILE)).ok().and_then(|t| serde_json::from_str::<Identity>(&t).ok())?.agent_id)
+            .agent(
+                &std::fs::read_to_string(world.state_dir().join(IDENTITY_FILE))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Identity>(&t).ok())?
+                    .agent_id,
+            )
             .unwrap()?
             .health
     });
@@ -490,11 +544,24 @@ fn a_deadline_passing_opens_expired_without_any_file_change() {
     });
     assert_eq!(expired.len(), 1, "{expired:#?}");
     assert_eq!(
-        (expired[0].path.as_str(), expired[0].kind, expired[0].asset.as_deref(), expired[0].department.as_deref()),
-        (file.to_str().unwrap(), Kind::Expired, Some("ACME"), Some("Sales"))
+        (
+            expired[0].path.as_str(),
+            expired[0].kind,
+            expired[0].asset.as_deref(),
+            expired[0].department.as_deref()
+        ),
+        (
+            file.to_str().unwrap(),
+            Kind::Expired,
+            Some("ACME"),
+            Some("Sales")
+        )
     );
     agent.wait_for_log("new day: evaluating deadlines again from cached facts");
-    assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), stamp_before);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        stamp_before
+    );
 }
 
 #[test]
@@ -521,10 +588,16 @@ fn a_new_local_bundle_resolves_now_allowed_files_from_cached_facts() {
     );
     std::fs::write(world.etc.path("ledger.toml"), more).unwrap();
     agent.signal(nix::sys::signal::Signal::SIGHUP);
-    wait_for("the violation to resolve", || world.open_violations().is_empty().then_some(()));
-    let applied = agent.wait_for_log("bundle applied:");
+    wait_for("the violation to resolve", || {
+        world.open_violations().is_empty().then_some(())
+    });
+    let applied = agent.wait_for_log("bundle applied (new bundle):");
     assert!(applied.contains("re-inspected 0"), "{applied}");
-    assert!(agent.log().contains("violation resolved:"), "{}", agent.log());
+    assert!(
+        agent.log().contains("violation resolved:"),
+        "{}",
+        agent.log()
+    );
 }
 
 #[test]
@@ -540,16 +613,28 @@ fn validate_checks_the_daemon_config_with_positions_and_warns_about_a_readable_t
     };
     let out = run(&good);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.starts_with("ok: "), "{stdout}");
     assert!(stdout.contains("collector http://127.0.0.1:9/"), "{stdout}");
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = run(&good);
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("warning: ") && stderr.contains("chmod 600"), "{stderr}");
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
 
     let bad = world.config("server = \"http://127.0.0.1:9\"\nrescan_interval = \"often\"\n");
     let out = run(&bad);
@@ -634,12 +719,17 @@ fn answer(mut stream: TcpStream, serve: &Serve, seen: &Mutex<Vec<String>>) {
             String::new(),
             r#"{"error":{"code":"no_bundle","message":"no bundle yet"}}"#.to_owned(),
         ),
-        Serve::Bundle(b) if head.contains(&format!("if-none-match: \"{}\"", b.version)) => {
-            ("304 Not Modified", format!("ETag: \"{}\"\r\n", b.version), String::new())
-        }
+        Serve::Bundle(b) if head.contains(&format!("if-none-match: \"{}\"", b.version)) => (
+            "304 Not Modified",
+            format!("ETag: \"{}\"\r\n", b.version),
+            String::new(),
+        ),
         Serve::Bundle(b) => (
             "200 OK",
-            format!("ETag: \"{}\"\r\nContent-Type: application/json\r\n", b.version),
+            format!(
+                "ETag: \"{}\"\r\nContent-Type: application/json\r\n",
+                b.version
+            ),
             serde_json::to_string(b).unwrap(),
         ),
     };
@@ -669,11 +759,18 @@ fn the_signed_bundle_is_verified_cached_refused_when_forged_and_used_when_the_co
     let server = BundleServer::start(Serve::NoBundle);
     let client = client_for(&format!("http://{}", server.addr));
 
-    assert_eq!(client.fetch_bundle(&identity, None).unwrap(), BundleAnswer::NoBundle);
+    assert_eq!(
+        client.fetch_bundle(&identity, None).unwrap(),
+        BundleAnswer::NoBundle
+    );
     // Requests are signed like every agent request.
     let head = server.seen.lock().unwrap()[0].clone();
     assert!(head.starts_with("get /api/v1/bundle http/1.1"), "{head}");
-    for h in ["x-infoledger-agent: agent-0123", "x-infoledger-signature: ", "x-infoledger-nonce: "] {
+    for h in [
+        "x-infoledger-agent: agent-0123",
+        "x-infoledger-signature: ",
+        "x-infoledger-nonce: ",
+    ] {
         assert!(head.contains(h), "{h} missing in {head}");
     }
 
@@ -686,11 +783,17 @@ fn the_signed_bundle_is_verified_cached_refused_when_forged_and_used_when_the_co
     assert_eq!((doc.version, active.version), (3, Some(3)));
     store_cached(state.path(), &got).unwrap();
     // Unchanged: 304 through If-None-Match.
-    assert_eq!(client.fetch_bundle(&identity, Some(3)).unwrap(), BundleAnswer::NotModified);
+    assert_eq!(
+        client.fetch_bundle(&identity, Some(3)).unwrap(),
+        BundleAnswer::NotModified
+    );
     // The same version again, or an older one, is refused even when well signed.
     assert!(matches!(
         accept(&got, &identity, Some(3)),
-        Err(BundleRefusal::NotNewer { offered: 3, held: 3 })
+        Err(BundleRefusal::NotNewer {
+            offered: 3,
+            held: 3
+        })
     ));
 
     // A bundle signed by another key (a forged collector) is refused; the cache stays.
@@ -701,12 +804,19 @@ fn the_signed_bundle_is_verified_cached_refused_when_forged_and_used_when_the_co
     };
     let refused = accept(&got, &identity, Some(3)).unwrap_err();
     assert!(refused.to_string().contains("signature"), "{refused}");
-    assert_eq!(load_cached(state.path(), &identity).unwrap().version, Some(3));
+    assert_eq!(
+        load_cached(state.path(), &identity).unwrap().version,
+        Some(3)
+    );
 
     // A tampered cache is refused on load, like a tampered download.
     let mut tampered = v3;
     tampered.payload = signed_bundle(&key(), 3).payload;
-    std::fs::write(state.path().join("bundle.json"), serde_json::to_vec(&tampered).unwrap()).unwrap();
+    std::fs::write(
+        state.path().join("bundle.json"),
+        serde_json::to_vec(&tampered).unwrap(),
+    )
+    .unwrap();
     assert!(load_cached(state.path(), &identity).is_none());
 
     // Down: the client says so, and a start falls back to the cache.
@@ -716,7 +826,10 @@ fn the_signed_bundle_is_verified_cached_refused_when_forged_and_used_when_the_co
         down.fetch_bundle(&identity, Some(5)),
         Err(ClientError::Unreachable(_))
     ));
-    assert_eq!(load_cached(state.path(), &identity).unwrap().version, Some(5));
+    assert_eq!(
+        load_cached(state.path(), &identity).unwrap().version,
+        Some(5)
+    );
 }
 
 #[test]
@@ -726,9 +839,14 @@ fn the_agent_starts_from_its_cached_bundle_when_the_collector_is_unreachable() {
     // under which a secret file in Downloads is misplaced.
     let collector_key = key();
     std::fs::create_dir_all(world.state_dir()).unwrap();
-    Identity::new("http://127.0.0.1:9/", "agent-1".into(), "s".repeat(43), encode_public_key(&collector_key))
-        .save(&world.state_dir())
-        .unwrap();
+    Identity::new(
+        "http://127.0.0.1:9/",
+        "agent-1".into(),
+        "s".repeat(43),
+        encode_public_key(&collector_key),
+    )
+    .save(&world.state_dir())
+    .unwrap();
     store_cached(&world.state_dir(), &signed_bundle(&collector_key, 9)).unwrap();
     let config = world.etc.path("agent.toml");
     std::fs::write(
@@ -739,11 +857,17 @@ fn the_agent_starts_from_its_cached_bundle_when_the_collector_is_unreachable() {
         ),
     )
     .unwrap();
-    let file = world.tree.labeled("Downloads/payroll.txt", "Highly Confidential", b"x").unwrap();
+    let file = world
+        .tree
+        .labeled("Downloads/payroll.txt", "Highly Confidential", b"x")
+        .unwrap();
     let agent = Agent::start(&config, &[]);
     agent.wait_for_log("collector bundle 9");
     wait_for("the violation under the cached bundle", || {
-        world.open_violations().contains(&(file.clone(), Kind::Misplaced)).then_some(())
+        world
+            .open_violations()
+            .contains(&(file.clone(), Kind::Misplaced))
+            .then_some(())
     });
     assert!(world.outbox_depth() >= 1, "events wait for the collector");
 }

@@ -159,7 +159,10 @@ pub fn store_cached(state_dir: &Path, signed: &SignedBundle) -> Result<(), Bundl
 
 /// The bundle to start with: the cached collector bundle, else the configured local files
 /// (bootstrap), else none yet. In `local_only` mode, the local files or an error.
-pub fn initial(config: &Config, identity: Option<&Identity>) -> Result<Option<ActiveBundle>, BundleRefusal> {
+pub fn initial(
+    config: &Config,
+    identity: Option<&Identity>,
+) -> Result<Option<ActiveBundle>, BundleRefusal> {
     if config.local_only() {
         return load_local(config).map(Some);
     }

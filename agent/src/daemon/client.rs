@@ -112,9 +112,8 @@ impl Client {
             let pem = std::fs::read(ca).map_err(|e| {
                 ClientError::Setup(format!("cannot read tls_ca_file {}: {e}", ca.display()))
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ClientError::Setup(format!("tls_ca_file {}: {e}", ca.display()))
-            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::Setup(format!("tls_ca_file {}: {e}", ca.display())))?;
             if certs.is_empty() {
                 return Err(ClientError::Setup(format!(
                     "tls_ca_file {} holds no PEM certificate",
@@ -144,11 +143,7 @@ impl Client {
     }
 
     /// Trades the enrollment token for an identity.
-    pub fn enroll(
-        &self,
-        token: &str,
-        hostname: &str,
-    ) -> Result<EnrollResponse, ClientError> {
+    pub fn enroll(&self, token: &str, hostname: &str) -> Result<EnrollResponse, ClientError> {
         let what = "enrollment";
         let body = serde_json::to_vec(&EnrollRequest {
             token: token.to_owned(),
@@ -179,12 +174,11 @@ impl Client {
         let url = self.url(BUNDLE_PATH);
         let mut request = self.signed(identity, reqwest::Method::GET, &url, Vec::new())?;
         if let Some(v) = have {
-            let etag = HeaderValue::from_str(&format!("\"{v}\"")).map_err(|e| {
-                ClientError::Protocol {
+            let etag =
+                HeaderValue::from_str(&format!("\"{v}\"")).map_err(|e| ClientError::Protocol {
                     what,
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
             request = request.header(IF_NONE_MATCH, etag);
         }
         let response = self.send(request)?;
@@ -317,9 +311,7 @@ fn error_of(what: &'static str, response: Response) -> ClientError {
             what,
             status,
             code: "http".to_owned(),
-            message: format!(
-                "status {status} without an error body (a proxy in the way?)"
-            ),
+            message: format!("status {status} without an error body (a proxy in the way?)"),
         },
     }
 }
@@ -339,7 +331,8 @@ fn json_body<T: serde::de::DeserializeOwned>(
     what: &'static str,
     response: Response,
 ) -> Result<T, ClientError> {
-    let body = read_capped(response, MAX_ANSWER_BYTES).map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    let body = read_capped(response, MAX_ANSWER_BYTES)
+        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
     serde_json::from_slice(&body).map_err(|e| ClientError::Protocol {
         what,
         reason: e.to_string(),

@@ -372,7 +372,10 @@ impl RawConfig {
         };
         if self.local_only {
             for (key, set) in [
-                ("enroll_token", self.enroll_token.as_ref().map(Spanned::span)),
+                (
+                    "enroll_token",
+                    self.enroll_token.as_ref().map(Spanned::span),
+                ),
                 (
                     "enroll_token_file",
                     self.enroll_token_file.as_ref().map(Spanned::span),
@@ -475,8 +478,7 @@ impl RawConfig {
                 if name.is_empty() || name.len() > 253 || name.chars().any(char::is_control) {
                     return Err((
                         h.span(),
-                        "`hostname` must be 1-253 characters without control characters"
-                            .to_owned(),
+                        "`hostname` must be 1-253 characters without control characters".to_owned(),
                     ));
                 }
                 Some(name.to_owned())
@@ -501,7 +503,11 @@ impl RawConfig {
 }
 
 /// A duration key: `<n><unit>` with unit `s`, `m`, `h` or `d`, at least one second.
-fn duration(value: &Option<Spanned<String>>, key: &str, default: &str) -> Result<Duration, Problem> {
+fn duration(
+    value: &Option<Spanned<String>>,
+    key: &str,
+    default: &str,
+) -> Result<Duration, Problem> {
     match value {
         None => parse_duration(default).map_err(|e| (0..0, e)),
         Some(v) => parse_duration(v.get_ref()).map_err(|e| (v.span(), format!("`{key}`: {e}"))),
@@ -557,7 +563,8 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "server = \"https://c.example:8610\"\nenroll_token = \"tok\"\nwatch = [\"/srv\"]\n";
+    const GOOD: &str =
+        "server = \"https://c.example:8610\"\nenroll_token = \"tok\"\nwatch = [\"/srv\"]\n";
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/il/agent.toml"), text)
@@ -617,23 +624,45 @@ mod tests {
     fn errors_carry_file_line_and_column() {
         let cases: &[(&str, &str, &str)] = &[
             ("colour = 1\n", ":4:1: error: ", "unknown field `colour`"),
-            ("rescan_interval = \"5\"\n", ":4:19: error: ", "unit must be"),
+            (
+                "rescan_interval = \"5\"\n",
+                ":4:19: error: ",
+                "unit must be",
+            ),
             ("rescan_interval = \"0s\"\n", ":4:19: error: ", "between 1s"),
             ("outbox_limit = 10\n", ":4:16: error: ", "at least 1000"),
-            ("exclude = [\"a[\"]\n", ":4:12: error: ", "invalid exclude glob"),
-            ("log_level = \"loud\"\n", ":4:13: error: ", "unknown `log_level`"),
-            ("policy = \"p.toml\"\n", ":4:10: error: ", "both `policy` and `ledger`"),
+            (
+                "exclude = [\"a[\"]\n",
+                ":4:12: error: ",
+                "invalid exclude glob",
+            ),
+            (
+                "log_level = \"loud\"\n",
+                ":4:13: error: ",
+                "unknown `log_level`",
+            ),
+            (
+                "policy = \"p.toml\"\n",
+                ":4:10: error: ",
+                "both `policy` and `ledger`",
+            ),
             ("enroll_token_file = \"t\"\n", ":4:21: error: ", "not both"),
         ];
         for (extra, at, message) in cases {
             let err = parse(&format!("{GOOD}{extra}")).unwrap_err().to_string();
-            assert!(err.starts_with(&format!("/etc/il/agent.toml{at}")), "{extra:?}: {err}");
+            assert!(
+                err.starts_with(&format!("/etc/il/agent.toml{at}")),
+                "{extra:?}: {err}"
+            );
             assert!(err.contains(message), "{extra:?}: {err}");
         }
         let err = parse("server = \"ftp://x\"\nwatch = [\"/a\"]\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("/etc/il/agent.toml:1:10: error: invalid `server` URL"), "{err}");
+        assert!(
+            err.starts_with("/etc/il/agent.toml:1:10: error: invalid `server` URL"),
+            "{err}"
+        );
         let err = parse("server = \"http://x\"\nwatch = [\"rel\"]\n")
             .unwrap_err()
             .to_string();
@@ -667,7 +696,11 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let c = Config::load(&path).unwrap();
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        assert!(c.warnings[0].starts_with("enroll_token_file"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].starts_with("enroll_token_file"),
+            "{:?}",
+            c.warnings
+        );
         assert_eq!(c.enroll_token().unwrap().as_deref(), Some("secret-token"));
     }
 

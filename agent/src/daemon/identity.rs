@@ -166,7 +166,10 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         prepare_state_dir(&dir).unwrap();
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         assert_eq!(Identity::load(&dir).unwrap(), None);
         let id = Identity::new("http://c/", "agent-1".into(), "s".into(), "k".into());
         id.save(&dir).unwrap();

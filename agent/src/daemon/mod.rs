@@ -30,7 +30,7 @@ pub mod state;
 mod sync;
 mod uplink;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, PoisonError};
@@ -47,6 +47,25 @@ use self::state::{Change, StateDb, StateError};
 use self::sync::{elapsed_ms, Scope, SyncStats, Syncer};
 use self::uplink::{SharedStatus, ToUplink, Uplink};
 use crate::facts::Inspector;
+
+/// The state's meta key holding a hash of the markings the cached facts were read for.
+const MARKINGS_KEY: &str = "markings";
+
+/// A stable number for a bundle's markings, to notice when they change across restarts.
+fn markings_key(markings: &[(String, String)]) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (m, l) in markings {
+        h.update(m.as_bytes());
+        h.update([0]);
+        h.update(l.as_bytes());
+        h.update([0xff]);
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_le_bytes(bytes)
+}
 
 /// How long the last delivery attempt may take on shutdown.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -129,8 +148,12 @@ pub trait ChangeSource: Send {
     /// Starts watching `roots` (canonical, existing) minus `exclude` (the config's globs),
     /// reporting into `feed`; called again after a reload, with the new roots, to replace what
     /// was watched before. An error is logged and the agent relies on rescans.
-    fn watch(&mut self, roots: &[PathBuf], exclude: &[String], feed: ChangeFeed)
-        -> Result<(), String>;
+    fn watch(
+        &mut self,
+        roots: &[PathBuf],
+        exclude: &[String],
+        feed: ChangeFeed,
+    ) -> Result<(), String>;
 }
 
 /// Sets the tracing level (the `log_level` key) on reload; installed by the binary.
@@ -142,7 +165,6 @@ pub struct Daemon {
     clock: Clock,
     db: StateDb,
     bundle: Option<ActiveBundle>,
-    markings: Vec<(String, String)>,
     host: String,
     scope: Scope,
     tx: Sender<Input>,
@@ -177,19 +199,21 @@ pub fn system_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Canonical roots that exist; missing ones are logged and left out (rescans look again).
-fn existing_roots(config: &Config) -> Vec<PathBuf> {
-    config
-        .watch
-        .iter()
-        .filter_map(|r| match std::fs::canonicalize(r) {
-            Ok(p) => Some(p),
+/// The scope of `config`: canonical roots that exist; missing ones are logged and kept apart
+/// (their cached files stay until they are back: an unmounted share is not an empty one).
+fn scope_of(config: &Config, state_dir: &Path) -> Result<Scope, crate::scan::ScanSetupError> {
+    let mut roots = Vec::new();
+    let mut unavailable = Vec::new();
+    for r in &config.watch {
+        match std::fs::canonicalize(r) {
+            Ok(p) => roots.push(p),
             Err(e) => {
                 tracing::warn!(root = %r.display(), error = %e, "watch root not available; looked for again at the next rescan");
-                None
+                unavailable.push(r.clone());
             }
-        })
-        .collect()
+        }
+    }
+    Scope::new(&roots, &unavailable, &config.exclude, state_dir)
 }
 
 impl Daemon {
@@ -203,19 +227,14 @@ impl Daemon {
         db.set_announcing(!config.local_only());
         let identity = Identity::load(&config.state_dir)?;
         let bundle = bundle::initial(&config, identity.as_ref())?;
-        let scope = Scope::new(&existing_roots(&config), &config.exclude, &config.state_dir)?;
+        let scope = scope_of(&config, &config.state_dir)?;
         let (tx, rx) = mpsc::channel();
-        let markings = bundle
-            .as_ref()
-            .map(|b| Inspector::new(&b.bundle).markings())
-            .unwrap_or_default();
         let evaluated_on = clock.now().date_naive();
         Ok(Daemon {
             config,
             clock,
             db,
             bundle,
-            markings,
             host,
             scope,
             tx,
@@ -254,16 +273,25 @@ impl Daemon {
     /// Runs until SIGTERM or SIGINT; returns after the last delivery attempt.
     pub fn run(mut self) -> Result<(), DaemonError> {
         if self.clock.is_test_clock() {
-            tracing::warn!("{} is set: rules are judged at a shifted time (for tests only)", clock::TEST_CLOCK_ENV);
+            tracing::warn!(
+                "{} is set: rules are judged at a shifted time (for tests only)",
+                clock::TEST_CLOCK_ENV
+            );
         }
         self.start_signals()?;
         self.start_uplink()?;
         self.start_watcher();
         match &self.bundle {
             Some(b) => tracing::info!(bundle = %b.origin, host = %self.host, "agent started"),
-            None => tracing::info!(host = %self.host, "agent started; waiting for the collector's bundle"),
+            None => {
+                tracing::info!(host = %self.host, "agent started; waiting for the collector's bundle")
+            }
         }
         if self.bundle.is_some() {
+            // What was evaluated before this start may be stale: a day may have passed, the
+            // host name, the local files or their markings may have changed. Cached facts answer
+            // all of that; the scan then looks at what changed on disk.
+            self.apply_bundle("start");
             self.rescan();
         }
         self.queue_health();
@@ -310,8 +338,8 @@ impl Daemon {
 
     fn start_signals(&mut self) -> Result<(), DaemonError> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals =
-            signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(DaemonError::Signals)?;
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+            .map_err(DaemonError::Signals)?;
         let tx = self.tx.clone();
         let stop = Arc::clone(&self.stop);
         std::thread::Builder::new()
@@ -389,7 +417,11 @@ impl Daemon {
     }
 
     /// Runs `f` with a syncer over the current bundle; logs changes; accounts the stats.
-    fn sync(&mut self, what: &str, f: impl FnOnce(&mut Syncer<'_>, &mut StateDb) -> Result<SyncStats, StateError>) -> Option<SyncStats> {
+    fn sync(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut Syncer<'_>, &mut StateDb) -> Result<SyncStats, StateError>,
+    ) -> Option<SyncStats> {
         let bundle = self.bundle.as_ref()?;
         let now = self.clock.now();
         let mut on_change = |c: &Change| log_change(c);
@@ -403,7 +435,6 @@ impl Daemon {
             on_change: &mut on_change,
         };
         let result = f(&mut syncer, &mut self.db);
-        self.evaluated_on = now.date_naive();
         match result {
             Ok(stats) => {
                 self.dropped += stats.merged;
@@ -426,13 +457,15 @@ impl Daemon {
     }
 
     fn rescan(&mut self) {
-        // Roots that were missing may have appeared.
-        let roots = existing_roots(&self.config);
-        if roots != self.scope.roots {
-            match Scope::new(&roots, &self.config.exclude, &self.config.state_dir) {
-                Ok(scope) => self.scope = scope,
-                Err(e) => tracing::error!(error = %e, "invalid scope"),
+        // Roots that were missing may have appeared (or gone).
+        match scope_of(&self.config, &self.config.state_dir) {
+            Ok(scope) => {
+                if scope.roots != self.scope.roots {
+                    self.scope = scope;
+                    self.start_watcher();
+                }
             }
+            Err(e) => tracing::error!(error = %e, "invalid scope"),
         }
         let started = Instant::now();
         let at = Utc::now();
@@ -461,31 +494,48 @@ impl Daemon {
     fn new_day(&mut self) {
         let today = self.clock.now().date_naive();
         tracing::info!(%today, "new day: evaluating deadlines again from cached facts");
-        self.sync("new day", |s, db| s.reevaluate(db, None));
-        self.evaluated_on = today;
+        if self
+            .sync("new day", |s, db| s.reevaluate(db, None))
+            .is_some()
+        {
+            self.evaluated_on = today;
+        }
     }
 
     fn new_bundle(&mut self, active: ActiveBundle) {
-        let markings = Inspector::new(&active.bundle).markings();
-        let markings_changed = markings != self.markings;
         tracing::info!(bundle = %active.origin, "new bundle: evaluating every known file again from cached facts");
         let first = self.bundle.is_none();
         self.bundle = Some(active);
-        self.markings = markings;
+        self.apply_bundle("new bundle");
         if first {
             self.rescan();
-            return;
         }
+    }
+
+    /// Evaluates every cached file under the current bundle, host and date; files whose cached
+    /// facts cannot answer the bundle (or were read for markings that changed) are inspected
+    /// again.
+    fn apply_bundle(&mut self, why: &str) {
         let Some(bundle) = self.bundle.clone() else {
             return;
         };
         let inspector = Inspector::new(&bundle.bundle);
-        if let Some(stats) = self.sync("new bundle", |s, db| s.reevaluate(db, Some((&inspector, markings_changed)))) {
+        let markings = markings_key(&inspector.markings());
+        let markings_changed = self.db.meta(MARKINGS_KEY).ok().flatten() != Some(markings);
+        let today = self.clock.now().date_naive();
+        let stats = self.sync(why, |s, db| {
+            s.reevaluate(db, Some((&inspector, markings_changed)))
+        });
+        if let Some(stats) = stats.filter(|_| !self.stop.load(Ordering::Relaxed)) {
+            if let Err(e) = self.db.set_meta(MARKINGS_KEY, markings) {
+                tracing::error!(error = %e, "cannot record the bundle's markings");
+            }
+            self.evaluated_on = today;
             tracing::info!(
                 reevaluated = stats.reevaluated,
                 reinspected = stats.inspected,
                 events = stats.queued,
-                "bundle applied: re-evaluated {} files from cached facts, re-inspected {}",
+                "bundle applied ({why}): re-evaluated {} files from cached facts, re-inspected {}",
                 stats.reevaluated,
                 stats.inspected
             );
@@ -504,7 +554,9 @@ impl Daemon {
                 }
                 self.deferred = outcome.deferred;
                 if !outcome.deferred {
-                    tracing::info!("outbox has room again: every deferred violation change is queued");
+                    tracing::info!(
+                        "outbox has room again: every deferred violation change is queued"
+                    );
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot queue deferred changes"),
@@ -563,8 +615,12 @@ impl Daemon {
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
-        if config.state_dir != self.config.state_dir || config.local_only() != self.config.local_only() {
-            tracing::warn!("a changed `state_dir` or `local_only` takes effect when the agent restarts");
+        if config.state_dir != self.config.state_dir
+            || config.local_only() != self.config.local_only()
+        {
+            tracing::warn!(
+                "a changed `state_dir` or `local_only` takes effect when the agent restarts"
+            );
         }
         if let Some(hook) = &self.log_level {
             hook(&config.log_level);
@@ -574,8 +630,7 @@ impl Daemon {
         let host_changed = host != self.host;
         self.host = host;
         self.db.set_host(&self.host);
-        let roots = existing_roots(&config);
-        match Scope::new(&roots, &config.exclude, &self.config.state_dir) {
+        match scope_of(&config, &self.config.state_dir) {
             Ok(scope) => self.scope = scope,
             Err(e) => tracing::error!(error = %e, "invalid scope; keeping the running one"),
         }
@@ -600,11 +655,13 @@ impl Daemon {
                     self.new_bundle(b);
                     return;
                 }
-                Err(e) => tracing::error!(error = %e, "policy and ledger not reloaded; keeping the running ones"),
+                Err(e) => {
+                    tracing::error!(error = %e, "policy and ledger not reloaded; keeping the running ones")
+                }
             }
         }
         if host_changed {
-            self.sync("new host name", |s, db| s.reevaluate(db, None));
+            self.apply_bundle("new host name");
         }
         tracing::info!("configuration reloaded");
     }
@@ -613,8 +670,13 @@ impl Daemon {
         tracing::info!("stopping");
         if let Some((tx, done)) = self.uplink.take() {
             let _ = tx.send(ToUplink::Flush(Instant::now() + FLUSH_TIMEOUT));
-            if done.recv_timeout(FLUSH_TIMEOUT + Duration::from_secs(1)).is_err() {
-                tracing::warn!("the collector did not answer in time; the outbox is kept for the next start");
+            if done
+                .recv_timeout(FLUSH_TIMEOUT + Duration::from_secs(1))
+                .is_err()
+            {
+                tracing::warn!(
+                    "the collector did not answer in time; the outbox is kept for the next start"
+                );
             }
         }
     }

@@ -42,7 +42,9 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use infoledger_policies::wire::events::{Event, EventBody, Health};
 use infoledger_policies::{FileFacts, Kind, Severity};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 use sha2::{Digest, Sha256};
 
 use crate::facts::ReadDepth;
@@ -284,9 +286,7 @@ fn path_key(path: &Path) -> &[u8] {
 }
 
 fn key_path(bytes: Vec<u8>) -> PathBuf {
-    PathBuf::from(std::ffi::OsString::from(
-        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes),
-    ))
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes))
 }
 
 /// The key range of paths under a folder: `dir/` up to (excluding) `dir0`, `0` being the byte
@@ -326,14 +326,19 @@ impl StateDb {
     /// commit reach the disk before it returns (the uplink's connection, whose commits number
     /// events about to leave); otherwise a commit survives a crash of the process but may be
     /// lost with a power cut, and the next rescan finds again what it held.
-    pub fn open(dir: &Path, outbox_limit: u64, durable_commits: bool) -> Result<StateDb, StateError> {
+    pub fn open(
+        dir: &Path,
+        outbox_limit: u64,
+        durable_commits: bool,
+    ) -> Result<StateDb, StateError> {
         let path = dir.join(STATE_FILE);
         let open_err = |source| StateError::Open {
             path: path.clone(),
             source,
         };
         let mut conn = Connection::open(&path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
         let _: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(open_err)?;
@@ -400,6 +405,24 @@ impl StateDb {
         host.clone_into(&mut self.host);
     }
 
+    /// A number kept in the state's `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<i64>, StateError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Keeps a number in the state's `meta` table.
+    pub fn set_meta(&mut self, key: &str, value: i64) -> Result<(), StateError> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = ?2",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
     /// The cached stamp and read depth of a file, without parsing its facts.
     pub fn cached_stamp(&self, path: &Path) -> Result<Option<(Stamp, ReadDepth)>, StateError> {
         let mut stmt = self.conn.prepare_cached(
@@ -432,22 +455,19 @@ impl StateDb {
             "SELECT dev, ino, size, mtime_ns, ctime_ns, depth, facts FROM files
              WHERE ?1 IS NULL OR path > ?1 ORDER BY path LIMIT ?2",
         )?;
-        let rows = stmt.query_map(
-            params![after.map(path_key), limit as i64],
-            |r| {
-                Ok((
-                    Stamp {
-                        dev: r.get::<_, i64>(0)? as u64,
-                        ino: r.get::<_, i64>(1)? as u64,
-                        size: r.get::<_, i64>(2)? as u64,
-                        mtime_ns: r.get(3)?,
-                        ctime_ns: r.get(4)?,
-                    },
-                    r.get::<_, u8>(5)?,
-                    r.get::<_, String>(6)?,
-                ))
-            },
-        )?;
+        let rows = stmt.query_map(params![after.map(path_key), limit as i64], |r| {
+            Ok((
+                Stamp {
+                    dev: r.get::<_, i64>(0)? as u64,
+                    ino: r.get::<_, i64>(1)? as u64,
+                    size: r.get::<_, i64>(2)? as u64,
+                    mtime_ns: r.get(3)?,
+                    ctime_ns: r.get(4)?,
+                },
+                r.get::<_, u8>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
         let mut files = Vec::new();
         for row in rows {
             let (stamp, depth, facts) = row?;
@@ -566,9 +586,10 @@ impl StateDb {
     /// it does not fit, it is dropped and `false` returned.
     pub fn push_health(&mut self, health: &Health, at: DateTime<Utc>) -> Result<bool, StateError> {
         let mut batch = self.batch(at)?;
-        let replaced = batch
-            .tx
-            .execute("DELETE FROM outbox WHERE type = 'health' AND seq IS NULL", [])?;
+        let replaced = batch.tx.execute(
+            "DELETE FROM outbox WHERE type = 'health' AND seq IS NULL",
+            [],
+        )?;
         batch.depth = batch.depth.saturating_sub(replaced as u64);
         let body = EventBody::Health(health.clone());
         let queued = batch.push(&body, None)?;
@@ -593,9 +614,10 @@ impl StateDb {
                 rows.push(row?);
             }
         }
-        let mut next: i64 = tx.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
-            r.get(0)
-        })?;
+        let mut next: i64 =
+            tx.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
+                r.get(0)
+            })?;
         let mut events = Vec::with_capacity(rows.len());
         for (id, seq, at, body) in rows {
             let seq = match seq {
@@ -633,9 +655,9 @@ impl StateDb {
 
     /// The lowest sequence number still in the outbox, if any is numbered.
     pub fn lowest_pending_seq(&self) -> Result<Option<u64>, StateError> {
-        let s: Option<i64> =
-            self.conn
-                .query_row("SELECT min(seq) FROM outbox", [], |r| r.get(0))?;
+        let s: Option<i64> = self
+            .conn
+            .query_row("SELECT min(seq) FROM outbox", [], |r| r.get(0))?;
         Ok(s.map(i64::unsigned_abs))
     }
 
@@ -767,7 +789,9 @@ impl Batch<'_> {
         for v in violations {
             let fingerprint = v.fingerprint();
             let before = old.iter().find(|(k, ..)| *k == v.kind);
-            if before.is_some_and(|(_, f, m, o)| *f == fingerprint && *m == v.message && *o == v.owner) {
+            if before
+                .is_some_and(|(_, f, m, o)| *f == fingerprint && *m == v.message && *o == v.owner)
+            {
                 // Nothing to write: re-evaluating an unchanged file costs one read.
                 continue;
             }
@@ -978,7 +1002,11 @@ impl Batch<'_> {
 
     /// Puts an event into the outbox if it fits (merging unsent events once when it does not);
     /// returns whether it was queued.
-    fn push(&mut self, body: &EventBody, violation: Option<(&[u8], Kind)>) -> Result<bool, StateError> {
+    fn push(
+        &mut self,
+        body: &EventBody,
+        violation: Option<(&[u8], Kind)>,
+    ) -> Result<bool, StateError> {
         if self.depth >= self.limit && !self.merged_once {
             self.merged_once = true;
             let merged = self.merge_unsent()?;
@@ -1024,7 +1052,10 @@ impl Batch<'_> {
             [],
         )?;
         if n > 0 {
-            tracing::warn!(merged = n, "outbox full: merged unsent events of the same violations");
+            tracing::warn!(
+                merged = n,
+                "outbox full: merged unsent events of the same violations"
+            );
         }
         Ok(n as u64)
     }
@@ -1071,7 +1102,12 @@ mod tests {
         db
     }
 
-    fn record(db: &mut StateDb, path: &str, n: i64, found: &[ViolationRecord]) -> (Vec<Change>, BatchOutcome) {
+    fn record(
+        db: &mut StateDb,
+        path: &str,
+        n: i64,
+        found: &[ViolationRecord],
+    ) -> (Vec<Change>, BatchOutcome) {
         let mut batch = db.batch(Utc::now()).unwrap();
         let changes = batch
             .record(stamp(n), ReadDepth::Full, &facts(path), found)
@@ -1100,7 +1136,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path(), 1000);
         let v = violation(Kind::Misplaced, Severity::High);
-        let (changes, outcome) = record(&mut db, "/d/a.docx", 1, &[v.clone()]);
+        let (changes, outcome) = record(&mut db, "/d/a.docx", 1, std::slice::from_ref(&v));
         assert_eq!(
             changes,
             vec![Change::Opened {
@@ -1110,14 +1146,20 @@ mod tests {
         );
         assert_eq!(outcome.queued, 1);
         // The same finding on a rescan (new stamp, same facts) and after a restart: nothing new.
-        record(&mut db, "/d/a.docx", 2, &[v.clone()]);
+        record(&mut db, "/d/a.docx", 2, std::slice::from_ref(&v));
         drop(db);
         let mut db = open(dir.path(), 1000);
-        let (changes, outcome) = record(&mut db, "/d/a.docx", 3, &[v.clone()]);
+        let (changes, outcome) = record(&mut db, "/d/a.docx", 3, std::slice::from_ref(&v));
         assert!(changes.is_empty());
         assert_eq!(outcome.queued, 0);
-        assert_eq!(outbox(&db), vec![ev("violation_opened", "/d/a.docx", "misplaced")]);
-        assert_eq!(db.cached_stamp(Path::new("/d/a.docx")).unwrap(), Some((stamp(3), ReadDepth::Full)));
+        assert_eq!(
+            outbox(&db),
+            vec![ev("violation_opened", "/d/a.docx", "misplaced")]
+        );
+        assert_eq!(
+            db.cached_stamp(Path::new("/d/a.docx")).unwrap(),
+            Some((stamp(3), ReadDepth::Full))
+        );
 
         // A changed severity is announced again (details refresh), without a local change.
         let worse = violation(Kind::Misplaced, Severity::Critical);
@@ -1128,7 +1170,10 @@ mod tests {
         let mut reworded = violation(Kind::Misplaced, Severity::Critical);
         reworded.message = "reworded".into();
         assert_eq!(record(&mut db, "/d/a.docx", 5, &[reworded]).1.queued, 0);
-        assert_eq!(db.open_violations().unwrap()[0].violation.message, "reworded");
+        assert_eq!(
+            db.open_violations().unwrap()[0].violation.message,
+            "reworded"
+        );
 
         // Deleting the file resolves it.
         let mut batch = db.batch(Utc::now()).unwrap();
@@ -1186,7 +1231,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path(), 1000);
         for i in 0..5 {
-            record(&mut db, &format!("/d/{i}"), 1, &[violation(Kind::Misplaced, Severity::High)]);
+            record(
+                &mut db,
+                &format!("/d/{i}"),
+                1,
+                &[violation(Kind::Misplaced, Severity::High)],
+            );
         }
         let first = db.next_batch(3).unwrap();
         assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
@@ -1202,7 +1252,12 @@ mod tests {
         assert_eq!(next[0], first[2]);
         assert_eq!(db.acknowledge(5).unwrap(), 3);
         assert_eq!(db.outbox_depth().unwrap(), 0);
-        record(&mut db, "/d/new", 1, &[violation(Kind::Misplaced, Severity::High)]);
+        record(
+            &mut db,
+            "/d/new",
+            1,
+            &[violation(Kind::Misplaced, Severity::High)],
+        );
         assert_eq!(db.next_batch(10).unwrap()[0].seq, 6);
         // A new identity numbers from 1 again.
         db.restart_sequence().unwrap();
@@ -1234,7 +1289,7 @@ mod tests {
         let mut db = open(dir.path(), 6);
         let v = violation(Kind::Misplaced, Severity::High);
         // One event numbered (in flight) and never merged.
-        record(&mut db, "/d/flap", 1, &[v.clone()]);
+        record(&mut db, "/d/flap", 1, std::slice::from_ref(&v));
         assert_eq!(db.next_batch(1).unwrap().len(), 1);
         // The file flaps: resolved, opened, resolved, opened, resolved (5 unsent events).
         for n in 2..7 {
@@ -1244,8 +1299,11 @@ mod tests {
         assert_eq!(db.outbox_depth().unwrap(), 6);
         // A new violation does not fit: the flapping file's unsent events merge to first and
         // last, which makes room.
-        let (_, outcome) = record(&mut db, "/d/b", 1, &[v.clone()]);
-        assert_eq!((outcome.queued, outcome.merged, outcome.deferred), (1, 3, false));
+        let (_, outcome) = record(&mut db, "/d/b", 1, std::slice::from_ref(&v));
+        assert_eq!(
+            (outcome.queued, outcome.merged, outcome.deferred),
+            (1, 3, false)
+        );
         assert_eq!(
             outbox(&db),
             vec![
@@ -1257,15 +1315,13 @@ mod tests {
         );
         // Distinct violations cannot merge: once full, they are deferred, not dropped.
         for name in ["c", "d", "e", "f"] {
-            record(&mut db, &format!("/d/{name}"), 1, &[v.clone()]);
+            record(&mut db, &format!("/d/{name}"), 1, std::slice::from_ref(&v));
         }
         assert_eq!(db.outbox_depth().unwrap(), 6);
         assert_eq!(db.deferred().unwrap(), 2);
         assert_eq!(db.open_violations().unwrap().len(), 5);
         // A health event that does not fit is dropped.
-        assert!(!db
-            .push_health(&Health::default(), Utc::now())
-            .unwrap());
+        assert!(!db.push_health(&Health::default(), Utc::now()).unwrap());
         // Deliveries make room; reconciling queues what was deferred, and nothing is missing.
         let sent = db.next_batch(6).unwrap();
         db.acknowledge(sent.last().unwrap().seq).unwrap();
@@ -1283,7 +1339,10 @@ mod tests {
             .collect();
         delivered.sort();
         delivered.dedup();
-        assert_eq!(delivered, ["/d/b", "/d/c", "/d/d", "/d/e", "/d/f", "/d/flap"]);
+        assert_eq!(
+            delivered,
+            ["/d/b", "/d/c", "/d/d", "/d/e", "/d/f", "/d/flap"]
+        );
     }
 
     #[test]
@@ -1292,7 +1351,7 @@ mod tests {
         let mut db = open(dir.path(), 1000);
         let v = violation(Kind::Misplaced, Severity::High);
         for p in ["/d/sub/a", "/d/sub/deeper/b", "/d/sub.txt", "/d/subway/c"] {
-            record(&mut db, p, 1, &[v.clone()]);
+            record(&mut db, p, 1, std::slice::from_ref(&v));
         }
         assert_eq!(
             db.paths_under(Path::new("/d/sub")).unwrap(),
@@ -1302,8 +1361,16 @@ mod tests {
         let changes = batch.forget_under(Path::new("/d/sub")).unwrap();
         batch.commit().unwrap();
         assert_eq!(changes.len(), 2);
-        let left: Vec<PathBuf> = db.open_violations().unwrap().into_iter().map(|o| o.path).collect();
-        assert_eq!(left, [PathBuf::from("/d/sub.txt"), PathBuf::from("/d/subway/c")]);
+        let left: Vec<PathBuf> = db
+            .open_violations()
+            .unwrap()
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        assert_eq!(
+            left,
+            [PathBuf::from("/d/sub.txt"), PathBuf::from("/d/subway/c")]
+        );
     }
 
     #[test]
@@ -1311,7 +1378,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path(), 1000);
         db.set_announcing(false);
-        let (changes, outcome) = record(&mut db, "/d/a", 1, &[violation(Kind::Misplaced, Severity::High)]);
+        let (changes, outcome) = record(
+            &mut db,
+            "/d/a",
+            1,
+            &[violation(Kind::Misplaced, Severity::High)],
+        );
         assert_eq!(changes.len(), 1);
         assert_eq!(outcome.queued, 0);
         assert_eq!(db.outbox_depth().unwrap(), 0);

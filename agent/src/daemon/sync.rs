@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use infoledger_policies::{assess, Bundle, FileFacts};
 use walkdir::WalkDir;
 
-use super::state::{BatchOutcome, Change, StateDb, StateError, Stamp, ViolationRecord};
+use super::state::{BatchOutcome, Change, Stamp, StateDb, StateError, ViolationRecord};
 use crate::facts::{FactsError, Gathered, Inspector, NameCache, ReadDepth};
 use crate::scan::Excludes;
 
@@ -30,6 +30,8 @@ const CHUNK: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Scope {
     pub(crate) roots: Vec<PathBuf>,
+    /// Configured roots that do not exist right now.
+    unavailable: Vec<PathBuf>,
     excludes: Excludes,
     state_dir: PathBuf,
 }
@@ -37,11 +39,13 @@ pub(crate) struct Scope {
 impl Scope {
     pub(crate) fn new(
         roots: &[PathBuf],
+        unavailable: &[PathBuf],
         exclude: &[String],
         state_dir: &Path,
     ) -> Result<Scope, crate::scan::ScanSetupError> {
         Ok(Scope {
             roots: roots.to_vec(),
+            unavailable: unavailable.to_vec(),
             excludes: Excludes::new(exclude)?,
             state_dir: std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf()),
         })
@@ -173,11 +177,10 @@ impl Syncer<'_> {
             }
         }
         let mut gone = Vec::new();
+        unknown.extend(self.scope.unavailable.iter().cloned());
         db.for_each_path(|p| {
-            let covered = self.scope.covers(&p);
-            if !covered
-                || (!seen.contains(&path_hash(&p)) && !unknown.iter().any(|u| p.starts_with(u)))
-            {
+            let kept = unknown.iter().any(|u| p.starts_with(u));
+            if !kept && (!self.scope.covers(&p) || !seen.contains(&path_hash(&p))) {
                 gone.push(p);
             }
         })?;
@@ -286,7 +289,10 @@ impl Syncer<'_> {
             stats.add(batch.commit()?);
         }
         if !reinspect.is_empty() {
-            tracing::info!(files = reinspect.len(), "the new bundle needs more of some files than was read: inspecting them again");
+            tracing::info!(
+                files = reinspect.len(),
+                "the new bundle needs more of some files than was read: inspecting them again"
+            );
             let sub = self.paths_forced(db, reinspect)?;
             stats.inspected += sub.inspected;
             stats.forgotten += sub.forgotten;
@@ -298,7 +304,11 @@ impl Syncer<'_> {
     }
 
     /// Inspects these files whatever their stamps say.
-    fn paths_forced(&mut self, db: &mut StateDb, paths: Vec<PathBuf>) -> Result<SyncStats, StateError> {
+    fn paths_forced(
+        &mut self,
+        db: &mut StateDb,
+        paths: Vec<PathBuf>,
+    ) -> Result<SyncStats, StateError> {
         let mut stats = SyncStats::default();
         let mut files = Vec::new();
         let mut gone = Vec::new();
@@ -335,8 +345,11 @@ impl Syncer<'_> {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    let path = e.path().map_or_else(|| top.to_path_buf(), Path::to_path_buf);
-                    if e.io_error().map(std::io::Error::kind) != Some(std::io::ErrorKind::NotFound) {
+                    let path = e
+                        .path()
+                        .map_or_else(|| top.to_path_buf(), Path::to_path_buf);
+                    if e.io_error().map(std::io::Error::kind) != Some(std::io::ErrorKind::NotFound)
+                    {
                         stats.unreadable += 1;
                         tracing::debug!(path = %path.display(), error = %e, "cannot read");
                         unknown.push(path);
@@ -462,8 +475,9 @@ fn inspect_parallel(
                     };
                     let result = inspector.gather(path, &mut names);
                     if let Some(slot) = slots.get(i) {
-                        *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                            Some(result);
+                        *slot
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(result);
                     }
                 }
             });

@@ -202,7 +202,10 @@ impl Uplink {
             self.retry_at = Instant::now();
             self.bundle_due = Instant::now();
         }
-        self.hostname = config.hostname.clone().unwrap_or_else(|| self.hostname.clone());
+        self.hostname = config
+            .hostname
+            .clone()
+            .unwrap_or_else(|| self.hostname.clone());
         self.db.set_outbox_limit(config.outbox_limit);
         self.config = config;
     }
@@ -346,7 +349,10 @@ impl Uplink {
                 return;
             };
             let last = events.last().map_or(first, |e| e.seq);
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(100)));
+            let timeout = deadline.map(|d| {
+                d.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(100))
+            });
             let Some(client) = self.client() else {
                 return;
             };
@@ -359,7 +365,13 @@ impl Uplink {
                     }
                     match self.db.acknowledge(stored_through) {
                         Ok(n) => {
-                            tracing::debug!(first, last, stored_through, deleted = n, "batch delivered");
+                            tracing::debug!(
+                                first,
+                                last,
+                                stored_through,
+                                deleted = n,
+                                "batch delivered"
+                            );
                             self.status().delivered += n;
                             self.succeed();
                             let _ = self.to_main.send(Input::Delivered);
@@ -395,7 +407,10 @@ impl Uplink {
         self.deliver(Some(deadline));
         if let Ok(depth) = self.db.outbox_depth() {
             if depth > 0 {
-                tracing::info!(events = depth, "events left in the outbox are sent at the next start");
+                tracing::info!(
+                    events = depth,
+                    "events left in the outbox are sent at the next start"
+                );
             }
         }
     }
@@ -413,7 +428,11 @@ mod tests {
         let caps = [1, 2, 4, 8, 10, 10, 10, 10];
         for (d, cap) in delays.iter().zip(caps) {
             let cap = Duration::from_secs(cap);
-            assert!(*d >= cap / 2 && *d <= cap, "{d:?} not within [{:?}, {cap:?}]", cap / 2);
+            assert!(
+                *d >= cap / 2 && *d <= cap,
+                "{d:?} not within [{:?}, {cap:?}]",
+                cap / 2
+            );
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_secs(1));
