@@ -500,3 +500,135 @@ fn inspect_parallel(
 pub(crate) fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infoledger_policies::Kind;
+
+    fn dir(name: &str) -> PathBuf {
+        // Under the build folder, not /tmp: the example policy forbids /tmp.
+        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/unit-tmp")
+            .join(format!("sync-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::canonicalize(&d).unwrap()
+    }
+
+    struct Run {
+        changes: Vec<Change>,
+        stats: SyncStats,
+    }
+
+    fn scan(db: &mut StateDb, bundle: &Bundle, scope: &Scope, paths: Option<Vec<PathBuf>>) -> Run {
+        let stop = AtomicBool::new(false);
+        let mut changes = Vec::new();
+        let mut on_change = |c: &Change| changes.push(c.clone());
+        let mut syncer = Syncer {
+            bundle,
+            host: "ws-1",
+            now: Utc::now(),
+            scope,
+            stop: &stop,
+            workers: 2,
+            on_change: &mut on_change,
+        };
+        let stats = match paths {
+            None => syncer.full_scan(db).unwrap(),
+            Some(p) => syncer.paths(db, p).unwrap(),
+        };
+        Run { changes, stats }
+    }
+
+    #[test]
+    fn rescans_inspect_only_changed_files_and_forget_vanished_ones() {
+        let root = dir("rescan");
+        let state = dir("rescan-state");
+        let bundle = Bundle::example().unwrap();
+        let mut db = StateDb::open(&state, 1000, false).unwrap();
+        std::fs::create_dir_all(root.join("Downloads")).unwrap();
+        std::fs::create_dir_all(root.join("cache")).unwrap();
+        let secret = root.join("Downloads/minutes.txt");
+        std::fs::write(&secret, "INTERNAL USE ONLY\nminutes\n").unwrap();
+        std::fs::write(root.join("Downloads/shopping.txt"), "milk\n").unwrap();
+        std::fs::write(root.join("cache/ignored.txt"), "INTERNAL USE ONLY\n").unwrap();
+        let scope = Scope::new(&[root.clone()], &[], &["cache".into()], &state).unwrap();
+
+        let first = scan(&mut db, &bundle, &scope, None);
+        assert_eq!((first.stats.files, first.stats.inspected), (2, 2));
+        assert!(
+            matches!(
+                first.changes.as_slice(),
+                [Change::Opened { path, violation }] if *path == secret && violation.kind == Kind::Misplaced
+            ),
+            "{:?}",
+            first.changes
+        );
+
+        let again = scan(&mut db, &bundle, &scope, None);
+        assert_eq!((again.stats.files, again.stats.inspected), (2, 0));
+        assert!(again.changes.is_empty());
+
+        // A changed file is inspected again; its marking is gone, so is the violation.
+        std::fs::write(&secret, "minutes, declassified\n").unwrap();
+        let changed = scan(&mut db, &bundle, &scope, None);
+        assert_eq!(changed.stats.inspected, 1);
+        assert!(matches!(
+            changed.changes.as_slice(),
+            [Change::Resolved { .. }]
+        ));
+
+        // A deleted file is forgotten; a watcher's report of it does the same at once.
+        std::fs::write(&secret, "INTERNAL USE ONLY\n").unwrap();
+        assert_eq!(scan(&mut db, &bundle, &scope, None).changes.len(), 1);
+        std::fs::remove_file(&secret).unwrap();
+        let gone = scan(
+            &mut db,
+            &bundle,
+            &scope,
+            Some(vec![secret.clone(), root.join("cache/ignored.txt")]),
+        );
+        assert!(
+            matches!(gone.changes.as_slice(), [Change::Resolved { path, .. }] if *path == secret)
+        );
+        assert_eq!(db.file_count().unwrap(), 1);
+
+        // A removed folder reported by a watcher takes its files with it.
+        std::fs::write(&secret, "INTERNAL USE ONLY\n").unwrap();
+        scan(&mut db, &bundle, &scope, Some(vec![root.join("Downloads")]));
+        assert_eq!(db.open_violations().unwrap().len(), 1);
+        std::fs::remove_dir_all(root.join("Downloads")).unwrap();
+        scan(&mut db, &bundle, &scope, Some(vec![root.join("Downloads")]));
+        assert_eq!(db.file_count().unwrap(), 0);
+        assert!(db.open_violations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn files_of_an_unavailable_root_are_kept_and_others_outside_the_roots_forgotten() {
+        let root = dir("roots");
+        let other = dir("roots-other");
+        let state = dir("roots-state");
+        let bundle = Bundle::example().unwrap();
+        let mut db = StateDb::open(&state, 1000, false).unwrap();
+        std::fs::create_dir_all(root.join("Downloads")).unwrap();
+        std::fs::write(root.join("Downloads/a.txt"), "INTERNAL USE ONLY\n").unwrap();
+        std::fs::create_dir_all(other.join("Downloads")).unwrap();
+        std::fs::write(other.join("Downloads/b.txt"), "INTERNAL USE ONLY\n").unwrap();
+        let both = Scope::new(&[root.clone(), other.clone()], &[], &[], &state).unwrap();
+        scan(&mut db, &bundle, &both, None);
+        assert_eq!(db.open_violations().unwrap().len(), 2);
+        // `root` is configured but not there (unmounted): its file stays; `other` is no
+        // longer configured: its file is forgotten.
+        let scope = Scope::new(&[], &[root.clone()], &[], &state).unwrap();
+        scan(&mut db, &bundle, &scope, None);
+        let left: Vec<PathBuf> = db
+            .open_violations()
+            .unwrap()
+            .into_iter()
+            .map(|v| v.path)
+            .collect();
+        assert_eq!(left, [root.join("Downloads/a.txt")]);
+        assert!(!scope.covers(&other.join("Downloads/b.txt")));
+    }
+}
