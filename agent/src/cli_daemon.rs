@@ -64,7 +64,12 @@ pub(crate) fn run(opts: &RunOptions, verbose: u8) -> u8 {
     let (layer, handle) = reload::Layer::new(filter);
     let _ = tracing_subscriber::registry()
         .with(layer)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colours only for a person at a terminal: not in the journal or a log file.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .try_init();
     let clock = Clock::from_env();
     let mut daemon = match Daemon::new(config, clock) {
@@ -248,10 +253,14 @@ pub(crate) fn status(path: &Path) -> anyhow::Result<u8> {
     let open = db.open_violations()?;
     println!("files:      {}", db.file_count()?);
     println!("violations: {} open", open.len());
-    println!(
-        "outbox:     {} events waiting, {} violation changes deferred",
-        db.outbox_depth()?,
-        db.deferred()?
-    );
+    if config.local_only() {
+        println!("outbox:     not used (local only)");
+    } else {
+        println!(
+            "outbox:     {} events waiting, {} violation changes deferred",
+            db.outbox_depth()?,
+            db.deferred()?
+        );
+    }
     Ok(EXIT_OK)
 }

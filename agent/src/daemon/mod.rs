@@ -230,6 +230,8 @@ impl Daemon {
         let scope = scope_of(&config, &config.state_dir)?;
         let (tx, rx) = mpsc::channel();
         let evaluated_on = clock.now().date_naive();
+        // Changes deferred by a full outbox before a restart are still waiting.
+        let deferred = !config.local_only() && db.deferred()? > 0;
         Ok(Daemon {
             config,
             clock,
@@ -246,7 +248,7 @@ impl Daemon {
             log_level: None,
             watch: WatchStatus::default(),
             dropped: 0,
-            deferred: false,
+            deferred,
             last_scan: None,
             last_error: None,
             evaluated_on,
