@@ -492,6 +492,7 @@ fn outbox_survives_kill_during_send_without_loss_or_duplicates() {
     agent.kill_9();
     let before_restart = opened_events(&collector.dir);
     assert!(before_restart <= 1000);
+    eprintln!("{before_restart} of 1000 delivered before kill -9");
 
     let _agent = Agent::start(&config, &[]);
     wait_for("1000 open violations at the collector", || {
@@ -861,7 +862,7 @@ fn the_agent_starts_from_its_cached_bundle_when_the_collector_is_unreachable() {
         .tree
         .labeled("Downloads/payroll.txt", "Highly Confidential", b"x")
         .unwrap();
-    let agent = Agent::start(&config, &[]);
+    let mut agent = Agent::start(&config, &[]);
     agent.wait_for_log("collector bundle 9");
     wait_for("the violation under the cached bundle", || {
         world
@@ -870,4 +871,7 @@ fn the_agent_starts_from_its_cached_bundle_when_the_collector_is_unreachable() {
             .then_some(())
     });
     assert!(world.outbox_depth() >= 1, "events wait for the collector");
+    // SIGTERM with the collector away: one bounded attempt, then exit 0 with the outbox kept.
+    assert_eq!(agent.terminate().code(), Some(0));
+    assert!(world.outbox_depth() >= 1);
 }

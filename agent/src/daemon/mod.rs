@@ -217,8 +217,8 @@ fn scope_of(config: &Config, state_dir: &Path) -> Result<Scope, crate::scan::Sca
 }
 
 impl Daemon {
-    /// Prepares the state folder, opens the state, loads the bundle to start with. Does not
-    /// start threads yet (so `--daemon` can fork after this... it forks before: see the CLI).
+    /// Prepares the state folder, opens the state and loads the bundle to start with; starts no
+    /// thread (that is [`Daemon::run`]'s job).
     pub fn new(config: Config, clock: Clock) -> Result<Daemon, DaemonError> {
         identity::prepare_state_dir(&config.state_dir)?;
         let mut db = StateDb::open(&config.state_dir, config.outbox_limit, false)?;

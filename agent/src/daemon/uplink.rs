@@ -416,7 +416,6 @@ impl Uplink {
     }
 }
 
-/// Exposes the backoff for the run loop's tests.
 #[cfg(test)]
 mod tests {
     use super::*;
