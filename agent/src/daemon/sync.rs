@@ -553,7 +553,8 @@ mod tests {
         std::fs::write(&secret, "INTERNAL USE ONLY\nminutes\n").unwrap();
         std::fs::write(root.join("Downloads/shopping.txt"), "milk\n").unwrap();
         std::fs::write(root.join("cache/ignored.txt"), "INTERNAL USE ONLY\n").unwrap();
-        let scope = Scope::new(&[root.clone()], &[], &["cache".into()], &state).unwrap();
+        let scope =
+            Scope::new(std::slice::from_ref(&root), &[], &["cache".into()], &state).unwrap();
 
         let first = scan(&mut db, &bundle, &scope, None);
         assert_eq!((first.stats.files, first.stats.inspected), (2, 2));
@@ -620,7 +621,7 @@ mod tests {
         assert_eq!(db.open_violations().unwrap().len(), 2);
         // `root` is configured but not there (unmounted): its file stays; `other` is no
         // longer configured: its file is forgotten.
-        let scope = Scope::new(&[], &[root.clone()], &[], &state).unwrap();
+        let scope = Scope::new(&[], std::slice::from_ref(&root), &[], &state).unwrap();
         scan(&mut db, &bundle, &scope, None);
         let left: Vec<PathBuf> = db
             .open_violations()
