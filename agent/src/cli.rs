@@ -1,4 +1,5 @@
-//! The command line: `scan`, `inspect` and `validate`, exit codes, and error printing.
+//! The command line: `scan`, `inspect`, `validate`, `run` (the daemon) and `status`, exit codes,
+//! and error printing.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use infoledger_policies::Severity;
 
 use crate::bundle::{BundleError, BundleSource, LoadedBundle};
+use crate::daemon::config::{ConfigError, DEFAULT_CONFIG_PATH};
 use crate::report::inspection::InspectedFile;
 use crate::report::{self, Format};
 use crate::scan::{self, ScanOptions};
@@ -19,6 +21,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FINDINGS: u8 = 1;
 /// Exit code: bad usage, a missing path, an invalid policy, ledger or config.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `run` when the daemon could not start (state folder, database, signals).
+pub const EXIT_FAILURE: u8 = 1;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,7 +30,7 @@ pub const EXIT_USAGE: u8 = 2;
     version,
     about = "Finds labeled files where they do not belong: misplaced, unencrypted, expired, overexposed, unregistered or mislabeled.",
     long_about = None,
-    after_help = "Exit status: scan: 0 no findings at or above --fail-on, 1 findings; inspect: 0 every file inspected, 1 some file unreadable; validate: 0 valid; all: 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv"
+    after_help = "Exit status: scan: 0 no findings at or above --fail-on, 1 findings; inspect: 0 every file inspected, 1 some file unreadable; validate: 0 valid; run: 0 stopped by SIGTERM, 1 could not start; all: 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv\n  infoledger-agent validate --config /etc/infoledger/agent.toml\n  infoledger-agent run --config /etc/infoledger/agent.toml"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,8 +53,58 @@ enum Command {
         after_help = "Exit status: 0 every file was inspected, 1 some file could not be read, 2 usage error or missing path. A malformed file is inspected as far as possible and its problems are listed under `errors`."
     )]
     Inspect(InspectArgs),
-    /// Check a policy and a ledger and print every problem as file:line:col.
-    Validate(BundleArgs),
+    /// Check a policy and a ledger, or the daemon's configuration, and print every problem as
+    /// file:line:col.
+    #[command(
+        after_help = "With --config, checks the daemon's configuration (and, with local_only or a bootstrap policy and ledger, those files too), warns about a token readable by others, and exits 2 on any error. Without it, checks --policy and --ledger (or the system or built-in files)."
+    )]
+    Validate(ValidateArgs),
+    /// Run the agent: watch and rescan the configured folders, report violations to the
+    /// collector (or only log them with local_only).
+    #[command(
+        after_help = "Runs in the foreground (what systemd expects) unless --daemon is given. On first start it enrolls with the collector using the configured token and keeps its identity in state_dir (mode 0700/0600). SIGTERM or SIGINT: a last bounded attempt to deliver queued events, then exit 0. SIGHUP: reload the configuration (watch roots, exclusions, log level, local policy and ledger; a changed server or state_dir needs a restart).\n\nEach violation that opens is logged as one line with what is wrong, the rule, and how to fix it."
+    )]
+    Run(RunArgs),
+    /// Show the running agent's state: identity, bundle, tracked files, open violations, outbox.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// The daemon's configuration file to check.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["policy", "ledger"])]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Configuration file.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Detach from the terminal and run in the background (for hosts without systemd).
+    #[arg(long)]
+    daemon: bool,
+    /// With --daemon: write the process id here (locked while the agent runs).
+    #[arg(long, value_name = "FILE", requires = "daemon")]
+    pid_file: Option<PathBuf>,
+    /// With --daemon: append logs to this file [default: state_dir/agent.log].
+    #[arg(long, value_name = "FILE", requires = "daemon")]
+    log_file: Option<PathBuf>,
+    /// With --daemon: switch to this user after detaching (needs root).
+    #[arg(long, value_name = "USER", requires = "daemon")]
+    user: Option<String>,
+    /// With --daemon: switch to this group after detaching (needs root).
+    #[arg(long, value_name = "GROUP", requires = "daemon")]
+    group: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Configuration file.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
 }
 
 /// Output formats of `inspect`.
@@ -75,13 +129,13 @@ struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
-struct BundleArgs {
+pub(crate) struct BundleArgs {
     /// Policy file (TOML) [default: /etc/infoledger/policy.toml, else the built-in example]
     #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
+    pub(crate) policy: Option<PathBuf>,
     /// Ledger file (TOML, or CSV when it ends in .csv) [default: /etc/infoledger/ledger.toml or ledger.csv, else the built-in example]
     #[arg(long, value_name = "FILE")]
-    ledger: Option<PathBuf>,
+    pub(crate) ledger: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -141,11 +195,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    if let Command::Run(args) = cli.command {
+        return ExitCode::from(crate::cli_daemon::run(&args.into(), cli.verbose));
+    }
     init_logging(cli.verbose);
     let outcome = match cli.command {
         Command::Scan(args) => run_scan(args),
         Command::Inspect(args) => run_inspect(&args),
-        Command::Validate(args) => run_validate(&args),
+        Command::Validate(args) => match &args.config {
+            Some(config) => crate::cli_daemon::validate_config(config),
+            None => run_validate(&args.bundle),
+        },
+        Command::Status(args) => crate::cli_daemon::status(&args.config),
+        Command::Run(_) => Ok(EXIT_USAGE),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -153,6 +215,27 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_USAGE)
         }
+    }
+}
+
+impl From<RunArgs> for crate::cli_daemon::RunOptions {
+    fn from(a: RunArgs) -> Self {
+        crate::cli_daemon::RunOptions {
+            config: a.config,
+            daemon: a.daemon,
+            pid_file: a.pid_file,
+            log_file: a.log_file,
+            user: a.user,
+            group: a.group,
+        }
+    }
+}
+
+/// Prints a configuration error the way `validate` does.
+pub(crate) fn print_config_error(e: &ConfigError) {
+    match e {
+        ConfigError::Invalid { .. } => eprintln!("{e}"),
+        other => eprintln!("error: {other}"),
     }
 }
 
@@ -171,7 +254,10 @@ fn init_logging(verbose: u8) {
 }
 
 /// Loads the bundle, printing notes and warnings; on invalid files prints every diagnostic.
-fn load_bundle(args: &BundleArgs, consequence: &str) -> anyhow::Result<Option<LoadedBundle>> {
+pub(crate) fn load_bundle(
+    args: &BundleArgs,
+    consequence: &str,
+) -> anyhow::Result<Option<LoadedBundle>> {
     let source = BundleSource {
         policy: args.policy.clone(),
         ledger: args.ledger.clone(),

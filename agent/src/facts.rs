@@ -130,9 +130,43 @@ impl NameCache {
     }
 }
 
+/// How much of a file inspection read, which decides what its cached facts can answer later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReadDepth {
+    /// Metadata and extended attributes only; the encryption verdict is `unknown` (or `empty`).
+    Unread,
+    /// The head of a text file: its marking, and a verdict from the head alone.
+    Head,
+    /// The body as far as the format's inspection goes.
+    Full,
+}
+
+impl ReadDepth {
+    /// The number stored in the agent's state.
+    pub fn as_u8(self) -> u8 {
+        match self {
+            ReadDepth::Unread => 0,
+            ReadDepth::Head => 1,
+            ReadDepth::Full => 2,
+        }
+    }
+
+    /// Reads a number written by [`Self::as_u8`]; unknown numbers count as unread, which only
+    /// makes the file be inspected again.
+    pub fn from_u8(n: u8) -> ReadDepth {
+        match n {
+            2 => ReadDepth::Full,
+            1 => ReadDepth::Head,
+            _ => ReadDepth::Unread,
+        }
+    }
+}
+
 /// What gathering found besides the facts themselves.
 #[derive(Debug, Clone)]
 pub struct Gathered {
+    /// How much of the file was read.
+    pub depth: ReadDepth,
     /// The facts evaluation works on.
     pub facts: FileFacts,
     /// The detected format, when the body was read.
@@ -321,6 +355,58 @@ impl<'b> Inspector<'b> {
         Ok(self.unread(path, &listed, attrs, names))
     }
 
+    /// Whether facts gathered earlier (under another bundle) answer everything this inspector's
+    /// bundle asks of the file, so that a new bundle can be evaluated without reading it again.
+    ///
+    /// They do not when [`Self::gather`] would now read more than it did: a file left unread
+    /// whose name or asset now calls for its body, or a text file read only to its head whose
+    /// encryption now matters. A change of the policy's markings is not judged here: the caller
+    /// compares markings between bundles, since a marking found or missed under the old list
+    /// says nothing about the new one.
+    pub fn cached_facts_suffice(&self, facts: &FileFacts, depth: ReadDepth) -> bool {
+        let attrs = Attributes {
+            label: facts
+                .labels
+                .iter()
+                .find(|l| l.source == LabelSource::Xattr)
+                .and_then(|l| l.name.clone()),
+            asset: facts.asset_hint.clone(),
+        };
+        let verdict_needed = || self.needs_verdict(&facts.path, &attrs);
+        match depth {
+            ReadDepth::Full => true,
+            ReadDepth::Head => {
+                let marking_requires = facts
+                    .labels
+                    .iter()
+                    .filter(|l| l.source == LabelSource::Marking)
+                    .filter_map(|l| l.name.as_deref())
+                    .any(|n| self.label_requires_encryption(n));
+                !marking_requires && !verdict_needed()
+            }
+            ReadDepth::Unread => {
+                if facts.size == 0 {
+                    return true;
+                }
+                let by_name = match self.by_name(&facts.path) {
+                    ByName::Read => false,
+                    ByName::ReadIfSmall => facts.size > MAX_EXTENSIONLESS,
+                    ByName::Undecided => true,
+                };
+                by_name && !verdict_needed()
+            }
+        }
+    }
+
+    /// The policy's marking strings with the label each stands for, to compare bundles.
+    pub fn markings(&self) -> Vec<(String, String)> {
+        self.markings
+            .iter()
+            .zip(&self.marking_levels)
+            .map(|(m, l)| (m.clone(), self.bundle.policy.label(*l).name.clone()))
+            .collect()
+    }
+
     /// Gathers a file's facts reading its body whatever its name (the `inspect` command).
     pub fn inspect_fully(
         &self,
@@ -344,6 +430,7 @@ impl<'b> Inspector<'b> {
             EncryptionVerdict::default()
         };
         Gathered {
+            depth: ReadDepth::Unread,
             facts: self.facts(path, meta, attrs, Vec::new(), encryption, names),
             format: None,
             errors: Vec::new(),
@@ -395,6 +482,7 @@ impl<'b> Inspector<'b> {
             if !marking_requires && !self.needs_verdict(path, &attrs) {
                 let encryption = inspect::encryption_from_head(&head, meta.size());
                 return Ok(Gathered {
+                    depth: ReadDepth::Head,
                     facts: self.facts(
                         path,
                         &meta,
@@ -416,6 +504,7 @@ impl<'b> Inspector<'b> {
             labels.extend(marking_seen.unwrap_or_else(|| self.marking_label(&head)));
         }
         Ok(Gathered {
+            depth: ReadDepth::Full,
             facts: self.facts(path, &meta, attrs, labels, found.encryption, names),
             format: Some(found.format),
             errors: found.errors,

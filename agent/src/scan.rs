@@ -101,13 +101,15 @@ pub enum ScanSetupError {
     },
 }
 
-struct Excludes {
+/// Compiled `--exclude` globs (also the daemon's `exclude` key).
+#[derive(Debug)]
+pub(crate) struct Excludes {
     by_path: GlobSet,
     by_name: GlobSet,
 }
 
 impl Excludes {
-    fn new(patterns: &[String]) -> Result<Self, ScanSetupError> {
+    pub(crate) fn new(patterns: &[String]) -> Result<Self, ScanSetupError> {
         let mut by_path = GlobSetBuilder::new();
         let mut by_name = GlobSetBuilder::new();
         for p in patterns {
@@ -136,7 +138,7 @@ impl Excludes {
         })
     }
 
-    fn excluded(&self, path: &Path) -> bool {
+    pub(crate) fn excluded(&self, path: &Path) -> bool {
         self.by_path.is_match(path) || path.file_name().is_some_and(|n| self.by_name.is_match(n))
     }
 }

@@ -1772,6 +1772,7 @@ async fn agents_are_listed_with_health_and_staleness_and_admins_revoke_them() {
             dropped_events: 2,
             watch_limit_reached: true,
             last_error: Some("inotify watch limit reached under /home".into()),
+            ..Health::default()
         }),
     };
     assert_eq!(send_events(&h, &live, &[health]).await.0, StatusCode::OK);

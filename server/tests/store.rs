@@ -274,6 +274,7 @@ fn health_events_update_the_agent() {
         dropped_events: 0,
         watch_limit_reached: true,
         last_error: Some("inotify watch limit reached".into()),
+        ..Health::default()
     };
     store
         .ingest(

@@ -149,6 +149,25 @@ pub struct Health {
     /// The last error the agent met, for the operator.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// When the agent's last full scan of its watch roots started.
+    #[serde(default)]
+    pub last_scan_at: Option<DateTime<Utc>>,
+    /// How long that scan took, in milliseconds.
+    #[serde(default)]
+    pub last_scan_ms: Option<u64>,
+    /// Violation changes waiting for room in a full outbox (deferred, never dropped).
+    #[serde(default)]
+    pub deferred_events: u64,
+    /// The collector bundle version the agent evaluates with; `None` while it runs on local
+    /// files or has none yet.
+    #[serde(default)]
+    pub bundle_version: Option<u64>,
+    /// Files the agent keeps track of.
+    #[serde(default)]
+    pub files: u64,
+    /// File-system watches in place.
+    #[serde(default)]
+    pub watches: u64,
 }
 
 impl EventBody {
