@@ -7,3 +7,4 @@ pub mod facts;
 pub mod inspect;
 pub mod report;
 pub mod scan;
+pub mod watch;
