@@ -7,4 +7,5 @@ pub mod facts;
 pub mod inspect;
 pub mod report;
 pub mod scan;
+pub mod staged;
 pub mod watch;
