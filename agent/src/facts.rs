@@ -344,7 +344,9 @@ impl<'b> Inspector<'b> {
         mode: u32,
         names: &mut NameCache,
     ) -> Gathered {
-        let working = std::fs::symlink_metadata(path).ok().filter(Metadata::is_file);
+        let working = std::fs::symlink_metadata(path)
+            .ok()
+            .filter(Metadata::is_file);
         let attrs = working
             .as_ref()
             .and_then(|_| attributes_by_path(path).ok())

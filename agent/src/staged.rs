@@ -173,7 +173,9 @@ fn parse_raw_diff(out: &[u8]) -> Result<Vec<StagedFile>, StagedError> {
         let meta = String::from_utf8_lossy(meta);
         let parts: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
         let (Some(mode), Some(blob)) = (parts.get(1), parts.get(3)) else {
-            return Err(StagedError::Protocol(format!("unexpected diff line `{meta}`")));
+            return Err(StagedError::Protocol(format!(
+                "unexpected diff line `{meta}`"
+            )));
         };
         let mode = u32::from_str_radix(mode, 8)
             .map_err(|_| StagedError::Protocol(format!("unexpected mode in `{meta}`")))?;
@@ -203,7 +205,9 @@ impl BlobReader {
             .spawn()
             .map_err(StagedError::Spawn)?;
         let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(StagedError::Protocol("no pipes to git cat-file".to_string()));
+            return Err(StagedError::Protocol(
+                "no pipes to git cat-file".to_string(),
+            ));
         };
         Ok(BlobReader {
             child,
@@ -299,7 +303,9 @@ pub fn check(bundle: &Bundle, opts: &StagedOptions) -> Result<ScanReport, Staged
             });
         }
     }
-    report.results.sort_by(|a, b| a.facts.path.cmp(&b.facts.path));
+    report
+        .results
+        .sort_by(|a, b| a.facts.path.cmp(&b.facts.path));
     report.summary.findings = report.results.iter().map(|r| r.findings.len() as u64).sum();
     report.summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
@@ -329,8 +335,9 @@ pub fn blocked_advice(report: &ScanReport, top: &Path) -> String {
 
 fn shell_word(s: &str) -> String {
     if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | '@' | ':'))
+        && s.chars().all(|c| {
+            c.is_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | '@' | ':')
+        })
     {
         s.to_string()
     } else {

@@ -164,9 +164,13 @@ fn a_file_naming_its_asset_staged_outside_the_asset_is_misplaced() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("[misplaced] file of asset ACME (ACME migration) lies outside the asset's locations")
-            && stdout.contains("rule: asset ACME: locations")
-            && stdout.contains(&format!("move it under {}/srv/acme/", f.tree.root().display())),
+        stdout.contains(
+            "[misplaced] file of asset ACME (ACME migration) lies outside the asset's locations"
+        ) && stdout.contains("rule: asset ACME: locations")
+            && stdout.contains(&format!(
+                "move it under {}/srv/acme/",
+                f.tree.root().display()
+            )),
         "{stdout}"
     );
 }
@@ -213,8 +217,9 @@ fn a_file_of_an_expired_asset_blocks() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("high[expired] access to asset GLOBEX (Globex payroll (contract ended)) ended on")
-            && stdout.contains("rule: asset GLOBEX: access_until"),
+        stdout.contains(
+            "high[expired] access to asset GLOBEX (Globex payroll (contract ended)) ended on"
+        ) && stdout.contains("rule: asset GLOBEX: access_until"),
         "{stdout}"
     );
 }
@@ -295,7 +300,10 @@ fn git_commit_runs_the_hook_and_is_refused_until_the_file_is_unstaged() {
         .unwrap();
     assert!(!refused.status.success());
     let said = format!("{}{}", text(&refused.stdout), text(&refused.stderr));
-    assert!(said.contains("customers.docx") && said.contains("commit blocked"), "{said}");
+    assert!(
+        said.contains("customers.docx") && said.contains("commit blocked"),
+        "{said}"
+    );
     let head = git_cmd(&app)
         .args(["rev-parse", "--verify", "-q", "HEAD"])
         .output()

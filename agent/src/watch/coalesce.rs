@@ -80,15 +80,12 @@ impl Coalescer {
 
     /// Records an event for `path` at `now`.
     pub(crate) fn touch(&mut self, path: &Path, touch: Touch, now: Instant) {
-        let p = self
-            .pending
-            .entry(path.to_path_buf())
-            .or_insert(Pending {
-                first: now,
-                last: now,
-                writing: false,
-                subtree: false,
-            });
+        let p = self.pending.entry(path.to_path_buf()).or_insert(Pending {
+            first: now,
+            last: now,
+            writing: false,
+            subtree: false,
+        });
         p.last = now;
         match touch {
             Touch::Changed => {}
@@ -185,7 +182,10 @@ mod tests {
         // 50 chunks 10 ms apart: never quiet for 200 ms while open, so nothing settles early.
         for i in 0..50 {
             c.touch(Path::new("/big"), Touch::Written, t0 + ms(i * 10));
-            assert!(c.take_settled(t0 + ms(i * 10 + 9)).paths.is_empty(), "chunk {i}");
+            assert!(
+                c.take_settled(t0 + ms(i * 10 + 9)).paths.is_empty(),
+                "chunk {i}"
+            );
         }
         c.touch(Path::new("/big"), Touch::Closed, t0 + ms(495));
         assert!(c.take_settled(t0 + ms(524)).paths.is_empty());

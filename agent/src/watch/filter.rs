@@ -225,7 +225,11 @@ impl WatchFilter {
     /// A filter for `bundle`: `scope` chooses between watching everything and watching only
     /// interesting directories; `exclude` globs (as `scan --exclude` takes them) are never
     /// watched or reported.
-    pub fn new(bundle: &Bundle, scope: WatchScope, exclude: &[String]) -> Result<Self, FilterError> {
+    pub fn new(
+        bundle: &Bundle,
+        scope: WatchScope,
+        exclude: &[String],
+    ) -> Result<Self, FilterError> {
         let mut patterns: Vec<String> = Vec::new();
         for asset in bundle.ledger.assets() {
             patterns.extend(asset.locations.patterns().iter().cloned());
@@ -354,16 +358,29 @@ mod tests {
     use super::*;
 
     fn below(pattern: &str, dir: &str) -> bool {
-        Location::new(pattern).unwrap().can_match_below(Path::new(dir))
+        Location::new(pattern)
+            .unwrap()
+            .can_match_below(Path::new(dir))
     }
 
     #[test]
     fn ancestors_and_descendants_of_a_location_are_interesting_and_siblings_are_not() {
         let p = "/srv/projects/acme/**";
-        for dir in ["/", "/srv", "/srv/projects", "/srv/projects/acme", "/srv/projects/acme/a/b"] {
+        for dir in [
+            "/",
+            "/srv",
+            "/srv/projects",
+            "/srv/projects/acme",
+            "/srv/projects/acme/a/b",
+        ] {
             assert!(below(p, dir), "{dir}");
         }
-        for dir in ["/home", "/srv/other", "/srv/projects/globex", "/srv/projects/acmex"] {
+        for dir in [
+            "/home",
+            "/srv/other",
+            "/srv/projects/globex",
+            "/srv/projects/acmex",
+        ] {
             assert!(!below(p, dir), "{dir}");
         }
     }

@@ -395,8 +395,10 @@ impl Engine {
         if self.roots.iter().any(|r| r.starts_with(path)) {
             for r in self.roots.iter().filter(|r| r.starts_with(path)) {
                 tracing::warn!(root = %r.display(), "a watched root was removed or moved away");
-                self.unwatched
-                    .insert(r.clone(), Unwatched::Error("removed or moved away".to_string()));
+                self.unwatched.insert(
+                    r.clone(),
+                    Unwatched::Error("removed or moved away".to_string()),
+                );
             }
         }
         self.publish_status();
@@ -433,7 +435,12 @@ impl Engine {
             if self.watched.contains(path) {
                 continue;
             }
-            match add_watch(&mut self.notify, path, self.watched.len() + added.len(), self.max_watches) {
+            match add_watch(
+                &mut self.notify,
+                path,
+                self.watched.len() + added.len(),
+                self.max_watches,
+            ) {
                 Added::Watched => added.push(path.to_path_buf()),
                 Added::Refused(why) => {
                     refused.push((path.to_path_buf(), why));
@@ -473,7 +480,8 @@ impl Engine {
             self.unwatched.remove(&path);
             let before = self.watched.len();
             let root = self.roots.contains(&path);
-            if root && !self.filter.watches_root(&path) || !root && !self.filter.watches_dir(&path) {
+            if root && !self.filter.watches_root(&path) || !root && !self.filter.watches_dir(&path)
+            {
                 continue;
             }
             self.watch_tree(&path);
