@@ -28,7 +28,7 @@ pub const EXIT_USAGE: u8 = 2;
     version,
     about = "Finds labeled files where they do not belong: misplaced, unencrypted, expired, overexposed, unregistered or mislabeled.",
     long_about = None,
-    after_help = "Exit status: scan: 0 no findings at or above --fail-on, 1 findings; inspect: 0 every file inspected, 1 some file unreadable; validate: 0 valid; all: 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv"
+    after_help = "Exit status: scan: 0 no findings at or above --fail-on, 1 findings; hook pre-commit: 0 the commit may go ahead, 1 it is blocked; inspect: 0 every file inspected, 1 some file unreadable; validate: 0 valid; all: 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv\n  infoledger-agent hook pre-commit    (in .git/hooks/pre-commit)"
 )]
 struct Cli {
     #[command(subcommand)]
