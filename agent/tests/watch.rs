@@ -119,7 +119,7 @@ fn a_file_written_in_fifty_chunks_is_reported_once() {
             quiet_while_writing: Duration::from_secs(5),
             max_delay: Duration::from_secs(30),
         },
-        max_watches: None,
+        ..WatchOptions::default()
     };
     let (_watcher, rx) =
         Watcher::start_with(&[tree.root().to_path_buf()], complete(), options).unwrap();
@@ -301,6 +301,31 @@ fn the_interesting_scope_watches_only_directories_that_can_matter() {
     let seen = wait_for(&rx, &[&carol]);
     assert!(seen.subtrees.contains(&carol), "{seen:?}");
     assert_eq!(watcher.status().watched_dirs, 11);
+}
+
+#[test]
+fn too_many_changes_at_once_ask_for_a_rescan_instead_of_a_list() {
+    let tree = Tree::new(&base(), "watch-flood").unwrap();
+    let options = WatchOptions {
+        max_pending: 10,
+        ..WatchOptions::default()
+    };
+    let (_watcher, rx) =
+        Watcher::start_with(&[tree.root().to_path_buf()], complete(), options).unwrap();
+    for i in 0..50 {
+        fs::write(tree.path(&format!("f{i}")), b"x").unwrap();
+    }
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let batch = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("no rescan asked for");
+        assert!(batch.paths.len() <= 10, "{batch:?}");
+        if batch.overflow {
+            assert!(batch.rescan_needed());
+            break;
+        }
+    }
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! writing (data written, no close yet) — or at the latest `max_delay` after its first event,
 //! so a file written without pause is still reported.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -64,10 +65,15 @@ pub(crate) struct Settled {
 }
 
 /// The paths waiting to settle.
+///
+/// Deadlines sit in a heap with one entry per event (an entry goes stale when a later event
+/// moves the path's deadline; stale entries are skipped when they come up), so a burst of many
+/// thousands of paths costs `O(log n)` per event rather than a scan of all pending paths.
 #[derive(Debug, Default)]
 pub(crate) struct Coalescer {
     timing: Coalescing,
     pending: HashMap<PathBuf, Pending>,
+    deadlines: BinaryHeap<Reverse<(Instant, PathBuf)>>,
 }
 
 impl Coalescer {
@@ -75,7 +81,13 @@ impl Coalescer {
         Coalescer {
             timing,
             pending: HashMap::new(),
+            deadlines: BinaryHeap::new(),
         }
+    }
+
+    /// How many paths are waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Records an event for `path` at `now`.
@@ -93,6 +105,9 @@ impl Coalescer {
             Touch::Closed => p.writing = false,
             Touch::Subtree => p.subtree = true,
         }
+        let p = *p;
+        let deadline = self.deadline(&p);
+        self.deadlines.push(Reverse((deadline, path.to_path_buf())));
     }
 
     fn deadline(&self, p: &Pending) -> Instant {
@@ -105,8 +120,20 @@ impl Coalescer {
     }
 
     /// When the next path settles, if any is pending.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.pending.values().map(|p| self.deadline(p)).min()
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        // Drop stale entries from the top: an entry is live while its path is pending with
+        // exactly that deadline (every event pushes the path's new deadline).
+        while let Some(Reverse((at, path))) = self.deadlines.peek() {
+            let live = self
+                .pending
+                .get(path)
+                .is_some_and(|p| self.deadline(p) == *at);
+            if live {
+                return Some(*at);
+            }
+            self.deadlines.pop();
+        }
+        None
     }
 
     /// Whether nothing is pending.
@@ -117,20 +144,26 @@ impl Coalescer {
 
     /// Takes the paths settled at `now`.
     pub(crate) fn take_settled(&mut self, now: Instant) -> Settled {
-        let ready: Vec<PathBuf> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| self.deadline(p) <= now)
-            .map(|(path, _)| path.clone())
-            .collect();
         let mut settled = Settled::default();
-        for path in ready {
-            if let Some(p) = self.pending.remove(&path) {
-                if p.subtree {
-                    settled.subtrees.insert(path);
-                } else {
-                    settled.paths.insert(path);
-                }
+        while let Some(Reverse((at, _))) = self.deadlines.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, path))) = self.deadlines.pop() else {
+                break;
+            };
+            // Stale when the path settled already or a later event moved its deadline.
+            let Some(p) = self.pending.get(&path).copied() else {
+                continue;
+            };
+            if self.deadline(&p) > now {
+                continue;
+            }
+            self.pending.remove(&path);
+            if p.subtree {
+                settled.subtrees.insert(path);
+            } else {
+                settled.paths.insert(path);
             }
         }
         settled
@@ -138,6 +171,7 @@ impl Coalescer {
 
     /// Takes everything pending, settled or not.
     pub(crate) fn take_all(&mut self) -> Settled {
+        self.deadlines.clear();
         let mut settled = Settled::default();
         for (path, p) in self.pending.drain() {
             if p.subtree {
@@ -201,6 +235,21 @@ mod tests {
         }
         assert_eq!(c.next_deadline(), Some(t0 + ms(1000)));
         assert_eq!(c.take_settled(t0 + ms(1000)).paths, set(&["/log"]));
+    }
+
+    #[test]
+    fn a_close_brings_the_deadline_forward_and_stale_entries_are_skipped() {
+        let t0 = Instant::now();
+        let mut c = Coalescer::new(Coalescing::default());
+        c.touch(Path::new("/a"), Touch::Written, t0);
+        c.touch(Path::new("/a"), Touch::Closed, t0 + ms(10));
+        c.touch(Path::new("/a"), Touch::Changed, t0 + ms(35));
+        assert_eq!(c.take_settled(t0 + ms(40)), Settled::default());
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.take_settled(t0 + ms(65)).paths, set(&["/a"]));
+        // Entries left behind by earlier events find nothing to report.
+        assert_eq!(c.take_settled(t0 + ms(500)), Settled::default());
+        assert_eq!(c.next_deadline(), None);
     }
 
     #[test]

@@ -55,7 +55,6 @@ use std::time::Instant;
 
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
-use walkdir::WalkDir;
 
 use coalesce::{Coalescer, Touch};
 
@@ -69,7 +68,8 @@ pub struct ChangeBatch {
     /// Directories that appeared (created, moved in) or were watched only late: files in them
     /// may never have produced an event, so walk each. No path in `paths` lies in one.
     pub subtrees: BTreeSet<PathBuf>,
-    /// The kernel's event queue overflowed: events were lost, rescan every root.
+    /// Events were lost (the kernel's queue overflowed) or too many paths changed at once to
+    /// list (more than [`WatchOptions::max_pending`]): rescan every root.
     pub overflow: bool,
     /// Directories that could not be watched since the previous batch (watch limit or error):
     /// their subtrees are left to rescans.
@@ -103,13 +103,26 @@ pub struct WatchStatus {
 }
 
 /// Tuning of a watcher.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct WatchOptions {
     /// How long paths settle before they are reported.
     pub coalescing: Coalescing,
     /// A cap on watches below the kernel's own limit; reaching it behaves exactly like the
     /// kernel refusing a watch (tests use it to exercise the limit path).
     pub max_watches: Option<usize>,
+    /// Most paths waiting to settle; beyond it (an archive unpacked, a tree copied) the list is
+    /// dropped and the batch asks for a rescan instead, which keeps memory bounded.
+    pub max_pending: usize,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            coalescing: Coalescing::default(),
+            max_watches: None,
+            max_pending: 65_536,
+        }
+    }
 }
 
 /// Why a watcher could not start.
@@ -193,6 +206,8 @@ impl Watcher {
             filter,
             roots,
             max_watches: options.max_watches,
+            max_pending: options.max_pending.max(1),
+            dirty: true,
             watched: BTreeSet::new(),
             unwatched: BTreeMap::new(),
             newly_unwatched: Vec::new(),
@@ -260,6 +275,9 @@ struct Engine {
     filter: WatchFilter,
     roots: Vec<PathBuf>,
     max_watches: Option<usize>,
+    max_pending: usize,
+    /// Whether the published status is out of date.
+    dirty: bool,
     watched: BTreeSet<PathBuf>,
     unwatched: BTreeMap<PathBuf, Unwatched>,
     newly_unwatched: Vec<PathBuf>,
@@ -324,16 +342,19 @@ impl Engine {
                 .paths
                 .retain(|p| !subtrees.iter().any(|s| p.starts_with(s)));
         }
+        if self.dirty {
+            self.publish_status();
+        }
         if batch.is_empty() {
             return true;
         }
-        self.publish_status();
         self.out.send(batch).is_ok()
     }
 
     fn on_event(&mut self, event: notify::Event) {
         let now = Instant::now();
         if event.need_rescan() {
+            self.dirty = true;
             self.queue_overflows += 1;
             self.overflow = true;
             tracing::warn!("the kernel's change queue overflowed; rescanning every root");
@@ -366,6 +387,14 @@ impl Engine {
                 self.appeared(path, now);
             }
         }
+        if self.coalescer.len() > self.max_pending {
+            tracing::info!(
+                paths = self.coalescer.len(),
+                "too many changes at once to list; rescanning every root"
+            );
+            self.coalescer.take_all();
+            self.overflow = true;
+        }
     }
 
     /// A directory appeared: watch its tree (when the filter wants it) and have it walked.
@@ -374,7 +403,6 @@ impl Engine {
             self.watch_tree(dir);
         }
         self.coalescer.touch(dir, Touch::Subtree, now);
-        self.publish_status();
     }
 
     /// A path disappeared or moved away: drop the watches and unwatched records below it.
@@ -390,65 +418,75 @@ impl Engine {
             // cases it does not (a watched root moved away), and harmless otherwise.
             let _ = self.notify.unwatch(&p);
             self.watched.remove(&p);
+            self.dirty = true;
         }
-        self.unwatched.retain(|p, _| !p.starts_with(path));
-        if self.roots.iter().any(|r| r.starts_with(path)) {
-            for r in self.roots.iter().filter(|r| r.starts_with(path)) {
-                tracing::warn!(root = %r.display(), "a watched root was removed or moved away");
-                self.unwatched.insert(
-                    r.clone(),
-                    Unwatched::Error("removed or moved away".to_string()),
-                );
-            }
+        let unwatched_below: Vec<PathBuf> = self
+            .unwatched
+            .range(path.to_path_buf()..)
+            .map(|(p, _)| p)
+            .take_while(|p| p.starts_with(path))
+            .cloned()
+            .collect();
+        for p in unwatched_below {
+            self.unwatched.remove(&p);
+            self.dirty = true;
         }
-        self.publish_status();
+        for r in self.roots.iter().filter(|r| r.starts_with(path)) {
+            tracing::warn!(root = %r.display(), "a watched root was removed or moved away");
+            self.unwatched.insert(
+                r.clone(),
+                Unwatched::Error("removed or moved away".to_string()),
+            );
+            self.dirty = true;
+        }
     }
 
     /// Watches `top` and every directory below it that the filter accepts, recording what could
     /// not be watched; returns nothing, the state says it all.
     fn watch_tree(&mut self, top: &Path) {
-        let filter = &self.filter;
-        let mut walk = WalkDir::new(top)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| {
-                e.file_type().is_dir() && (e.depth() == 0 || filter.watches_dir(e.path()))
-            });
+        // Each directory gets its watch *before* it is listed: a subdirectory created in
+        // between then either shows up in the listing or produces an event, never neither.
+        // (walkdir lists a directory before yielding it, so it cannot be used here.)
+        let mut stack = vec![top.to_path_buf()];
         let mut refused = Vec::new();
         let mut added = Vec::new();
-        while let Some(entry) = walk.next() {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    // A directory that cannot be listed: its subdirectories cannot be found.
-                    if let Some(p) = e.path() {
-                        let reason = e
-                            .io_error()
-                            .map_or_else(|| e.to_string(), ToString::to_string);
-                        refused.push((p.to_path_buf(), Unwatched::Error(reason)));
+        while let Some(dir) = stack.pop() {
+            if !self.watched.contains(&dir) {
+                match add_watch(
+                    &mut self.notify,
+                    &dir,
+                    self.watched.len() + added.len(),
+                    self.max_watches,
+                ) {
+                    Added::Watched => added.push(dir.clone()),
+                    Added::Refused(why) => {
+                        refused.push((dir, why));
+                        continue;
                     }
+                    Added::Vanished => continue,
+                }
+            }
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    // Watched, but its subdirectories cannot be found: left to rescans.
+                    refused.push((dir, Unwatched::Error(e.to_string())));
                     continue;
                 }
             };
-            let path = entry.path();
-            if self.watched.contains(path) {
-                continue;
-            }
-            match add_watch(
-                &mut self.notify,
-                path,
-                self.watched.len() + added.len(),
-                self.max_watches,
-            ) {
-                Added::Watched => added.push(path.to_path_buf()),
-                Added::Refused(why) => {
-                    refused.push((path.to_path_buf(), why));
-                    walk.skip_current_dir();
-                }
-                Added::Vanished => walk.skip_current_dir(),
-            }
+            let mut subdirs: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                // `file_type` does not follow symbolic links.
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .filter(|p| self.filter.watches_dir(p))
+                .collect();
+            // Depth first in name order, so what a limit leaves out is predictable.
+            subdirs.sort_unstable_by(|a, b| b.cmp(a));
+            stack.extend(subdirs);
         }
+        self.dirty |= !added.is_empty() || !refused.is_empty();
         self.watched.extend(added);
         for (path, why) in refused {
             if why == Unwatched::Limit {
@@ -491,10 +529,11 @@ impl Engine {
         }
         // Retrying what stays refused is not news.
         self.newly_unwatched.clear();
-        self.publish_status();
+        self.dirty = true;
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
+        self.dirty = false;
         let status = WatchStatus {
             watched_dirs: self.watched.len(),
             limit_reached: self.unwatched.values().any(|u| *u == Unwatched::Limit),
