@@ -38,7 +38,11 @@
 //!    those subtrees).
 //! 3. Cover [`WatchStatus::unwatched`] by the periodic rescans, call
 //!    [`Watcher::retry_unwatched`] after each, and report [`Watcher::status`] in health.
-//! 4. On a new bundle with a different watch scope, drop the watcher and start a new one.
+//! 4. When the watch scope is `interesting` and a new bundle changes its locations (or the
+//!    scope, roots or excludes change), start a new watcher and drop the old one: the filter
+//!    is fixed for a watcher's life. In the `complete` scope a new bundle changes nothing here.
+//!    With the `interesting` scope, log [`WatchFilter::everywhere_rules`] at start: those rules
+//!    are left to rescans outside the interesting paths.
 
 mod coalesce;
 mod filter;
