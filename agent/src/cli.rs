@@ -1,5 +1,5 @@
-//! The command line: `scan`, `inspect`, `validate`, `run` (the daemon) and `status`, exit codes,
-//! and error printing.
+//! The command line: `scan`, `inspect`, `validate`, `run` (the daemon), `status`, `warnings` and
+//! `hook pre-commit`, exit codes, and error printing.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ use crate::daemon::config::{ConfigError, DEFAULT_CONFIG_PATH};
 use crate::report::inspection::InspectedFile;
 use crate::report::{self, Format};
 use crate::scan::{self, ScanOptions};
+use crate::staged::{self, StagedOptions};
 
 /// Exit code: nothing at or above the `--fail-on` severity.
 pub const EXIT_OK: u8 = 0;
@@ -30,7 +31,7 @@ pub const EXIT_FAILURE: u8 = 1;
     version,
     about = "Finds labeled files where they do not belong: misplaced, unencrypted, expired, overexposed, unregistered or mislabeled.",
     long_about = None,
-    after_help = "Exit status: scan: 0 no findings at or above --fail-on, 1 findings; inspect: 0 every file inspected, 1 some file unreadable; validate: 0 valid; run: 0 stopped by SIGTERM, 1 could not start; all: 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv\n  infoledger-agent validate --config /etc/infoledger/agent.toml\n  infoledger-agent run --config /etc/infoledger/agent.toml"
+    after_help = "Exit status: scan: 0 no findings at or above --fail-on, 1 findings; hook pre-commit: 0 the commit may go ahead, 1 it is blocked; inspect: 0 every file inspected, 1 some file unreadable; validate: 0 valid; run: 0 stopped by SIGTERM, 1 could not start; all: 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv\n  infoledger-agent validate --config /etc/infoledger/agent.toml\n  infoledger-agent run --config /etc/infoledger/agent.toml\n  infoledger-agent hook pre-commit    (in .git/hooks/pre-commit)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -67,6 +68,34 @@ enum Command {
     Run(RunArgs),
     /// Show the running agent's state: identity, bundle, tracked files, open violations, outbox.
     Status(StatusArgs),
+    /// Git hooks: `hook pre-commit` fails a commit that stages labeled files where they do not
+    /// belong.
+    #[command(subcommand)]
+    Hook(HookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum HookCommand {
+    /// Check the staged versions of added and modified files (run by git before a commit).
+    #[command(
+        after_help = "Fails (exit 1) when a staged file would be misplaced in this repository (a labeled file outside its asset's or label's locations, or in a forbidden location), unregistered (labeled at or above rules.unregistered_from and no asset covers the repository), or belongs to an asset whose access deadline has passed. The index content counts, not the working tree; extended-attribute labels of the working file count too, since git does not record them.\n\nInstall as a plain git hook:\n  printf '#!/bin/sh\\nexec infoledger-agent hook pre-commit\\n' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit\nor with the pre-commit framework (repo: infoledger, hook id: infoledger). Bypass once with `git commit --no-verify`.\n\nExit status: 0 nothing blocks the commit, 1 the commit is blocked, 2 usage or configuration error."
+    )]
+    PreCommit(StagedArgs),
+}
+
+#[derive(Debug, Args)]
+struct StagedArgs {
+    #[command(flatten)]
+    bundle: BundleArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Leave out staged paths matching this glob (as `scan --exclude`). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Evaluate as if on this host [default: this machine's hostname]
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -181,8 +210,13 @@ struct ScanArgs {
     /// Worker threads that inspect files [default: one per CPU]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: Option<u16>,
+    /// Check the staged versions of added and modified files in the git repository holding
+    /// REPO (default: the current folder) instead of PATHs, as `hook pre-commit` does: only
+    /// findings that block a commit (misplaced, unregistered, expired) are reported.
+    #[arg(long, value_name = "REPO", num_args = 0..=1, default_missing_value = ".", conflicts_with = "paths")]
+    git_staged: Option<PathBuf>,
     /// Files or folders to scan.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "git_staged", value_name = "PATH")]
     paths: Vec<PathBuf>,
 }
 
@@ -208,6 +242,17 @@ pub fn main() -> ExitCode {
         },
         Command::Status(args) => crate::cli_daemon::status(&args.config),
         Command::Run(_) => Ok(EXIT_USAGE),
+        Command::Hook(HookCommand::PreCommit(args)) => run_staged(
+            &args.bundle,
+            StagedOptions {
+                repo: PathBuf::from("."),
+                exclude: args.exclude,
+                host: args.host.unwrap_or_else(hostname),
+                now: chrono::Utc::now(),
+            },
+            args.format,
+            Some(Severity::Info),
+        ),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -313,6 +358,15 @@ fn hostname() -> String {
 }
 
 fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
+    if let Some(repo) = args.git_staged {
+        let opts = StagedOptions {
+            repo,
+            exclude: args.exclude,
+            host: args.host.unwrap_or_else(hostname),
+            now: chrono::Utc::now(),
+        };
+        return run_staged(&args.bundle, opts, args.format, args.fail_on.threshold());
+    }
     let Some(loaded) = load_bundle(&args.bundle, "; nothing was scanned")? else {
         return Ok(EXIT_USAGE);
     };
@@ -335,6 +389,36 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<u8> {
             .flat_map(|r| &r.findings)
             .any(|f| f.severity >= t)
     });
+    Ok(if failing { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// Checks staged files; exit 1 when a blocking finding reaches `fail_on`.
+fn run_staged(
+    bundle: &BundleArgs,
+    opts: StagedOptions,
+    format: Format,
+    fail_on: Option<Severity>,
+) -> anyhow::Result<u8> {
+    let Some(loaded) = load_bundle(bundle, "; nothing was checked")? else {
+        return Ok(EXIT_USAGE);
+    };
+    let top = staged::toplevel(&opts.repo)?;
+    let report = staged::check(&loaded.bundle, &opts)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    report::write(&report, format, &mut out).context("cannot write the report")?;
+    let failing = fail_on.is_some_and(|t| {
+        report
+            .results
+            .iter()
+            .flat_map(|r| &r.findings)
+            .any(|f| f.severity >= t)
+    });
+    if failing && format == Format::Text {
+        write!(out, "\n{}", staged::blocked_advice(&report, &top))
+            .context("cannot write the report")?;
+    }
+    out.flush().context("cannot write the report")?;
     Ok(if failing { EXIT_FINDINGS } else { EXIT_OK })
 }
 

@@ -416,6 +416,97 @@ impl<'b> Inspector<'b> {
         self.read_body(path, None, names)
     }
 
+    /// Gathers the facts of content that is not (yet) the file at `path` — the version staged
+    /// in git's index — as if it lay at `path`.
+    ///
+    /// Embedded labels and markings come from `content`; `None` means it was too large to hold
+    /// and only the attributes count. Git records no extended attributes, so the attributes,
+    /// owner and group of the working file at `path` (when it exists) stand for the document's;
+    /// without one, the caller's own user and group. `mode` is the staged file's.
+    pub fn gather_content(
+        &self,
+        path: &Path,
+        content: Option<&[u8]>,
+        mode: u32,
+        names: &mut NameCache,
+    ) -> Gathered {
+        let working = std::fs::symlink_metadata(path)
+            .ok()
+            .filter(Metadata::is_file);
+        let attrs = working
+            .as_ref()
+            .and_then(|_| attributes_by_path(path).ok())
+            .unwrap_or_default();
+        let (uid, gid, mtime) = match &working {
+            Some(m) => (m.uid(), m.gid(), m.mtime()),
+            None => (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+                0,
+            ),
+        };
+        let name = path
+            .file_name()
+            .map(OsStr::to_string_lossy)
+            .unwrap_or_default();
+        let (labels, encryption, format, errors, notes) = match content {
+            None => (
+                Vec::new(),
+                EncryptionVerdict::default(),
+                None,
+                vec!["too large to inspect: only its attributes were checked".to_string()],
+                Vec::new(),
+            ),
+            Some(bytes) => {
+                let head = &bytes[..bytes.len().min(HEAD_BYTES)];
+                let bounded = Bounded::from_bytes(bytes, self.budget);
+                let found = inspect::inspect(&bounded, head, &name);
+                let mut labels = found.labels;
+                if matches!(found.kind, FileFormat::Text | FileFormat::Email) {
+                    labels.extend(self.marking_label(head));
+                }
+                (
+                    labels,
+                    found.encryption,
+                    Some(found.format),
+                    found.errors,
+                    found.notes,
+                )
+            }
+        };
+        let mut all = Vec::with_capacity(labels.len() + 1);
+        if let Some(value) = attrs.label {
+            all.push(DetectedLabel {
+                name: Some(value),
+                detail: Some(LABEL_XATTR.to_string()),
+                ..DetectedLabel::new(LabelSource::Xattr)
+            });
+        }
+        all.extend(labels);
+        Gathered {
+            // A staged blob over the size cap was judged by its attributes only.
+            depth: if content.is_some() {
+                ReadDepth::Full
+            } else {
+                ReadDepth::Unread
+            },
+            facts: FileFacts {
+                path: path.to_path_buf(),
+                owner: names.user(uid),
+                group: names.group(gid),
+                mode: mode & 0o7777,
+                size: content.map_or(0, |c| c.len() as u64),
+                mtime,
+                labels: all,
+                asset_hint: attrs.asset,
+                encryption,
+            },
+            format,
+            errors,
+            notes,
+        }
+    }
+
     /// Facts of a file whose body is not read.
     fn unread(
         &self,

@@ -101,15 +101,17 @@ pub enum ScanSetupError {
     },
 }
 
-/// Compiled `--exclude` globs (also the daemon's `exclude` key).
+/// Compiled `--exclude` globs: a pattern with a `/` matches whole paths, one without matches a
+/// file or folder name anywhere. The watcher leaves out the same paths.
 #[derive(Debug)]
-pub(crate) struct Excludes {
+pub struct Excludes {
     by_path: GlobSet,
     by_name: GlobSet,
 }
 
 impl Excludes {
-    pub(crate) fn new(patterns: &[String]) -> Result<Self, ScanSetupError> {
+    /// Compiles the patterns.
+    pub fn new(patterns: &[String]) -> Result<Self, ScanSetupError> {
         let mut by_path = GlobSetBuilder::new();
         let mut by_name = GlobSetBuilder::new();
         for p in patterns {
@@ -138,7 +140,8 @@ impl Excludes {
         })
     }
 
-    pub(crate) fn excluded(&self, path: &Path) -> bool {
+    /// Whether `path` is left out.
+    pub fn excluded(&self, path: &Path) -> bool {
         self.by_path.is_match(path) || path.file_name().is_some_and(|n| self.by_name.is_match(n))
     }
 }
