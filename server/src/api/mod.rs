@@ -161,6 +161,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.inner.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/enroll", post(agent::enroll))
         .route("/api/v1/events", post(agent::events))
         .merge(manager::routes())
@@ -184,6 +185,18 @@ pub fn router(state: AppState) -> Router {
 #[derive(Debug, Serialize)]
 struct HealthResponse {
     status: &'static str,
+}
+
+/// The OpenAPI 3.1 document of the whole API (`server/api/openapi.json`, kept in step with the
+/// routes by `tests/openapi.rs`).
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
+
+/// `GET /api/v1/openapi.json`.
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 /// `GET /healthz`: ok once the database answers a trivial read.
