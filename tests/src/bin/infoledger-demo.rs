@@ -218,8 +218,11 @@ fn cli(bin: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// The collector's open and resolved violations as (path, kind, status).
-fn violations(api: &str, token: &str) -> Result<Vec<(String, String, String)>> {
+/// A violation as the demo looks at it: (path, kind, status).
+type Seen = (String, String, String);
+
+/// The collector's open and resolved violations.
+fn violations(api: &str, token: &str) -> Result<Vec<Seen>> {
     let body: serde_json::Value = reqwest::blocking::Client::new()
         .get(format!("{api}/api/v1/violations?limit=500"))
         .bearer_auth(token)
@@ -330,7 +333,7 @@ fn run() -> Result<ExitCode> {
     }
 
     let logs = std::thread::spawn(move || output.into_iter().collect::<Vec<_>>());
-    let wait_for = |what: &str, done: &dyn Fn(&[(String, String, String)]) -> bool| -> Result<()> {
+    let wait_for = |what: &str, done: &dyn Fn(&[Seen]) -> bool| -> Result<()> {
         let deadline = Instant::now() + PATIENCE;
         loop {
             let seen = violations(&api, &admin).unwrap_or_default();
@@ -344,7 +347,7 @@ fn run() -> Result<ExitCode> {
         }
     };
     let tree_text = tree.display().to_string();
-    let has = |seen: &[(String, String, String)], rel: &str, kind: &str, status: &str| {
+    let has = |seen: &[Seen], rel: &str, kind: &str, status: &str| {
         seen.iter()
             .any(|(p, k, s)| p == &format!("{tree_text}/{rel}") && k == kind && s == status)
     };
