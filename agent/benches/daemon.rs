@@ -199,7 +199,8 @@ impl Collector {
             &config,
             "listen = \"127.0.0.1:0\"\ndatabase = \"collector.db\"\nserver_key_file = \"server.key\"\n",
         )?;
-        let mut process = Process::spawn(Command::new(bin).args(["serve", "--config"]).arg(&config))?;
+        let mut process =
+            Process::spawn(Command::new(bin).args(["serve", "--config"]).arg(&config))?;
         let line = process.wait_for_line("listening on ")?;
         let addr = line.trim_start_matches("listening on ").trim().to_owned();
         Ok(Collector {
@@ -276,8 +277,16 @@ fn measure_latency(settings: &Settings, server: &Path) -> Result<Vec<Duration>> 
         ),
     )?;
     let collector = Collector::start(server, &dir)?;
-    collector.admin(&["policy", "import", &dir.join("policy.toml").to_string_lossy()])?;
-    collector.admin(&["ledger", "import", &dir.join("ledger.toml").to_string_lossy()])?;
+    collector.admin(&[
+        "policy",
+        "import",
+        &dir.join("policy.toml").to_string_lossy(),
+    ])?;
+    collector.admin(&[
+        "ledger",
+        "import",
+        &dir.join("ledger.toml").to_string_lossy(),
+    ])?;
     let admin = collector.admin(&["token", "create", "--name", "bench", "--role", "admin"])?;
     let enroll = collector.admin(&["enroll-token", "create"])?;
     let config = dir.join("agent.toml");

@@ -287,7 +287,10 @@ pub(crate) fn warnings(args: &WarningsArgs, verbose: u8) -> anyhow::Result<u8> {
                     args.config.display()
                 );
             }
-            (Some(PathBuf::from(DEFAULT_SOCKET)), PathBuf::from(DEFAULT_STATE_DIR))
+            (
+                Some(PathBuf::from(DEFAULT_SOCKET)),
+                PathBuf::from(DEFAULT_STATE_DIR),
+            )
         }
         Err(e) => {
             print_config_error(&e);

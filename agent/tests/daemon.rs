@@ -1138,10 +1138,7 @@ fn warnings_through_the_socket_show_a_plain_user_only_their_files_and_root_every
     assert_eq!(listed_paths(&list), [theirs.to_str().unwrap()], "{stderr}");
     assert_eq!(list[0]["owner_uid"], 65534);
     assert_eq!(list[0]["kind"], "misplaced");
-    assert!(
-        stderr.contains("answered by the running agent"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("answered by the running agent"), "{stderr}");
     // Asking about someone else is refused, by the command and by the agent alike.
     let (code, _, stderr) = warnings_as(&config, true, &["--user", "root"]);
     assert_eq!(code, 2, "{stderr}");
@@ -1156,10 +1153,7 @@ fn warnings_through_the_socket_show_a_plain_user_only_their_files_and_root_every
         listed_paths(&list),
         [mine.to_str().unwrap(), theirs.to_str().unwrap()]
     );
-    assert!(
-        stderr.contains("answered by the running agent"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("answered by the running agent"), "{stderr}");
     let (_, list, _) = warnings_as(&config, false, &["--user", "nobody"]);
     assert_eq!(listed_paths(&list), [theirs.to_str().unwrap()]);
 
@@ -1169,10 +1163,7 @@ fn warnings_through_the_socket_show_a_plain_user_only_their_files_and_root_every
     let (code, list, stderr) = warnings_as(&config, false, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(listed_paths(&list).len(), 2);
-    assert!(
-        stderr.contains("read from the state database"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("read from the state database"), "{stderr}");
     let (code, _, stderr) = warnings_as(&config, true, &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is not readable by you"), "{stderr}");

@@ -361,7 +361,12 @@ impl Layout {
     }
 }
 
-pub(crate) fn write_file(path: &Path, index: usize, spec: &FileSpec, buf: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn write_file(
+    path: &Path,
+    index: usize,
+    spec: &FileSpec,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
     spec.write_body(index, buf);
     let mut file = File::options()
         .write(true)
@@ -580,4 +585,3 @@ pub(crate) fn bench_bundle(tree: &Path) -> Result<Bundle> {
     .context("the bench's own policy or ledger is invalid")?;
     Ok(bundle)
 }
-

@@ -516,14 +516,12 @@ impl RawConfig {
             Some(s) => match s.get_ref().as_str() {
                 "complete" => WatchScope::Complete,
                 "interesting" => WatchScope::Interesting,
-                other => {
-                    return Err((
-                        s.span(),
-                        format!(
-                            "unknown `watch_scope` `{other}`: expected \"complete\" or \"interesting\""
-                        ),
-                    ))
-                }
+                other => return Err((
+                    s.span(),
+                    format!(
+                        "unknown `watch_scope` `{other}`: expected \"complete\" or \"interesting\""
+                    ),
+                )),
             },
         };
         let socket = match &self.socket {
@@ -675,7 +673,10 @@ mod tests {
         assert_eq!(c.watch_scope, WatchScope::Interesting);
         assert!(!c.desktop_notifications);
         assert_eq!(c.socket, Some(PathBuf::from("/etc/il/run/agent.sock")));
-        assert_eq!(parse(&format!("{GOOD}socket = \"\"\n")).unwrap().socket, None);
+        assert_eq!(
+            parse(&format!("{GOOD}socket = \"\"\n")).unwrap().socket,
+            None
+        );
     }
 
     #[test]

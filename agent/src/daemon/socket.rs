@@ -173,8 +173,7 @@ impl SocketServer {
         let listener = UnixListener::bind(path).map_err(bind_err)?;
         // Connecting needs write permission on the socket; who may see what is decided per
         // connection from the peer's credentials.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-            .map_err(bind_err)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(bind_err)?;
         let meta = std::fs::symlink_metadata(path).map_err(bind_err)?;
         let stop = Arc::new(AtomicBool::new(false));
         let server = SocketServer {
@@ -201,8 +200,8 @@ impl Drop for SocketServer {
         self.stop.store(true, Ordering::SeqCst);
         // Wakes the accept loop so it sees the flag.
         let _ = UnixStream::connect(&self.path);
-        let ours = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|m| (m.dev(), m.ino()) == self.inode);
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.inode);
         if ours {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -230,7 +229,10 @@ fn accept_loop(listener: &UnixListener, state_dir: &Path, stop: &AtomicBool) {
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
         if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             active.fetch_sub(1, Ordering::SeqCst);
-            let _ = write_reply(&mut stream, &error("busy", "too many requests at once; try again"));
+            let _ = write_reply(
+                &mut stream,
+                &error("busy", "too many requests at once; try again"),
+            );
             continue;
         }
         let slot = Slot(Arc::clone(&active));
@@ -262,14 +264,14 @@ fn write_reply(stream: &mut impl Write, reply: &Reply) -> std::io::Result<()> {
 
 /// Answers one connection.
 fn serve(stream: UnixStream, state_dir: &Path) {
-    let peer = match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
-    {
-        Ok(c) => c.uid(),
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot identify a warnings client");
-            return;
-        }
-    };
+    let peer =
+        match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials) {
+            Ok(c) => c.uid(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot identify a warnings client");
+                return;
+            }
+        };
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let mut out = std::io::BufWriter::new(&stream);
     let reply = match read_request(&stream) {

@@ -1387,12 +1387,18 @@ mod tests {
     fn a_newer_footprint_replaces_an_unsent_older_one_and_a_full_outbox_drops_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = open(dir.path(), 3);
-        assert!(db.push_footprint(&footprint(&[("A", 1)]), Utc::now()).unwrap());
+        assert!(db
+            .push_footprint(&footprint(&[("A", 1)]), Utc::now())
+            .unwrap());
         // Numbered (in flight) footprints stay; unsent ones are replaced, health is not.
         assert_eq!(db.next_batch(10).unwrap().len(), 1);
         assert!(db.push_health(&Health::default(), Utc::now()).unwrap());
-        assert!(db.push_footprint(&footprint(&[("A", 2)]), Utc::now()).unwrap());
-        assert!(db.push_footprint(&footprint(&[("A", 3)]), Utc::now()).unwrap());
+        assert!(db
+            .push_footprint(&footprint(&[("A", 2)]), Utc::now())
+            .unwrap());
+        assert!(db
+            .push_footprint(&footprint(&[("A", 3)]), Utc::now())
+            .unwrap());
         let events = db.next_batch(10).unwrap();
         let bodies: Vec<&EventBody> = events.iter().map(|e| &e.body).collect();
         assert_eq!(
@@ -1404,7 +1410,9 @@ mod tests {
             ]
         );
         // Full of numbered events: a footprint cannot replace any of them and is dropped.
-        assert!(!db.push_footprint(&footprint(&[("A", 4)]), Utc::now()).unwrap());
+        assert!(!db
+            .push_footprint(&footprint(&[("A", 4)]), Utc::now())
+            .unwrap());
         assert_eq!(db.outbox_depth().unwrap(), 3);
     }
 

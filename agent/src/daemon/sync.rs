@@ -402,7 +402,8 @@ impl Syncer<'_> {
                 Ok(gathered) => {
                     stats.inspected += 1;
                     let evaluated = evaluate(self.bundle, &gathered.facts, self.now, self.host);
-                    for change in batch.record(stamp, gathered.depth, &gathered.facts, &evaluated)?
+                    for change in
+                        batch.record(stamp, gathered.depth, &gathered.facts, &evaluated)?
                     {
                         (self.on_change)(&change);
                     }
