@@ -1,5 +1,6 @@
-//! The command line: `scan`, `inspect`, `validate`, `run` (the daemon), `status`, `warnings` and
-//! `hook pre-commit`, exit codes, and error printing.
+//! The command line: `scan`, `inspect`, `validate`, `run` (the daemon), `status`, `warnings`,
+//! `hook pre-commit` and the hidden `generate-assets` (man pages, completions), exit codes, and
+//! error printing.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ pub const EXIT_FAILURE: u8 = 1;
     version,
     about = "Finds labeled files where they do not belong: misplaced, unencrypted, expired, overexposed, unregistered or mislabeled.",
     long_about = None,
-    after_help = "Exit status: scan: 0 no findings at or above --fail-on, 1 findings; hook pre-commit: 0 the commit may go ahead, 1 it is blocked; inspect: 0 every file inspected, 1 some file unreadable; validate: 0 valid; run: 0 stopped by SIGTERM, 1 could not start; all: 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv\n  infoledger-agent validate --config /etc/infoledger/agent.toml\n  infoledger-agent run --config /etc/infoledger/agent.toml\n  infoledger-agent hook pre-commit    (in .git/hooks/pre-commit)"
+    after_help = "Exit status: scan: 0 no findings at or above --fail-on, 1 findings; hook pre-commit: 0 the commit may go ahead, 1 it is blocked; warnings: 0 listed; inspect: 0 every file inspected, 1 some file unreadable; validate: 0 valid; run: 0 stopped by SIGTERM, 1 could not start; all: 2 usage or configuration error.\n\nExamples:\n  infoledger-agent scan ~/projects\n  infoledger-agent scan --format json --fail-on high /srv/projects\n  infoledger-agent validate --policy /etc/infoledger/policy.toml --ledger ledger.csv\n  infoledger-agent validate --config /etc/infoledger/agent.toml\n  infoledger-agent run --config /etc/infoledger/agent.toml\n  infoledger-agent warnings\n  infoledger-agent hook pre-commit    (in .git/hooks/pre-commit)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -68,10 +69,24 @@ enum Command {
     Run(RunArgs),
     /// Show the running agent's state: identity, bundle, tracked files, open violations, outbox.
     Status(StatusArgs),
+    /// List this host's open violations on your files (everyone's for root), with how to fix
+    /// each.
+    #[command(
+        after_help = "Asks the running agent through its socket (`socket` in the agent's configuration, default /run/infoledger-agent/agent.sock); the agent tells who you are from the connection itself, so you see the violations on files you own, and root sees everyone's (or one user's with --user). When no agent answers, the state database is read directly where you can read it (root, or the agent's own user). -v says which of the two answered.\n\nExit status: 0 the list was printed (whatever it holds), 2 usage error or no way to reach the agent's state.\n\nExamples:\n  infoledger-agent warnings\n  infoledger-agent warnings --format json\n  sudo infoledger-agent warnings --user alice"
+    )]
+    Warnings(crate::warnings::WarningsArgs),
     /// Git hooks: `hook pre-commit` fails a commit that stages labeled files where they do not
     /// belong.
     #[command(subcommand)]
     Hook(HookCommand),
+    /// Write the man pages and shell completions (bash, zsh, fish) into a folder; used when
+    /// building packages.
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Where to write them (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +256,8 @@ pub fn main() -> ExitCode {
             None => run_validate(&args.bundle),
         },
         Command::Status(args) => crate::cli_daemon::status(&args.config),
+        Command::Warnings(args) => crate::cli_daemon::warnings(&args, cli.verbose),
+        Command::GenerateAssets { out } => generate_assets(&out),
         Command::Run(_) => Ok(EXIT_USAGE),
         Command::Hook(HookCommand::PreCommit(args)) => run_staged(
             &args.bundle,
@@ -274,6 +291,38 @@ impl From<RunArgs> for crate::cli_daemon::RunOptions {
             group: a.group,
         }
     }
+}
+
+/// Man pages (one per subcommand, as `infoledger-agent-scan.1` etc.) and completions.
+fn generate_assets(out: &std::path::Path) -> anyhow::Result<u8> {
+    use clap::CommandFactory;
+    let man = out.join("man");
+    let completions = out.join("completions");
+    for dir in [&man, &completions] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let command = Cli::command();
+    clap_mangen::generate_to(command.clone(), &man)
+        .with_context(|| format!("cannot write man pages into {}", man.display()))?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(
+            shell,
+            &mut command.clone(),
+            "infoledger-agent",
+            &completions,
+        )
+        .with_context(|| format!("cannot write {shell} completions"))?;
+    }
+    println!(
+        "wrote man pages to {} and completions to {}",
+        man.display(),
+        completions.display()
+    );
+    Ok(EXIT_OK)
 }
 
 /// Prints a configuration error the way `validate` does.

@@ -1,4 +1,5 @@
-//! The daemon's commands: `run` (foreground or `--daemon`), `validate --config` and `status`.
+//! The daemon's commands: `run` (foreground or `--daemon`), `validate --config`, `status` and
+//! `warnings`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,10 +12,13 @@ use tracing_subscriber::{reload, EnvFilter};
 use crate::cli::{print_config_error, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use crate::daemon::bundle::load_local;
 use crate::daemon::clock::Clock;
-use crate::daemon::config::{Config, TokenSource};
+use crate::daemon::config::{Config, ConfigError, TokenSource, DEFAULT_SOCKET, DEFAULT_STATE_DIR};
 use crate::daemon::identity::{read_optional, Identity, BUNDLE_FILE};
+use crate::daemon::socket::{self, QueryError};
 use crate::daemon::state::StateDb;
+use crate::daemon::watching::FsWatcher;
 use crate::daemon::Daemon;
+use crate::warnings::{Audience, WarningsArgs};
 
 /// `run`'s options.
 #[derive(Debug)]
@@ -80,6 +84,7 @@ pub(crate) fn run(opts: &RunOptions, verbose: u8) -> u8 {
             return EXIT_FAILURE;
         }
     };
+    daemon.set_change_source(Box::new(FsWatcher::new()));
     if !fixed {
         daemon.set_log_level_hook(Box::new(move |level| {
             if let Err(e) = handle.reload(filter_for(level)) {
@@ -263,4 +268,71 @@ pub(crate) fn status(path: &Path) -> anyhow::Result<u8> {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// `warnings`: asks the running agent through its socket, else reads the state database where
+/// this user can.
+pub(crate) fn warnings(args: &WarningsArgs, verbose: u8) -> anyhow::Result<u8> {
+    let audience = crate::warnings::invoking_audience(args)?;
+    // A plain user usually cannot read the agent's configuration (it may hold a token): the
+    // packaged defaults say where to ask then.
+    let (socket_path, state_dir) = match Config::load(&args.config) {
+        Ok(c) => (c.socket, c.state_dir),
+        Err(ConfigError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            if verbose > 0 {
+                eprintln!(
+                    "note: cannot read {} ({source}); asking the agent at the default socket {DEFAULT_SOCKET}",
+                    args.config.display()
+                );
+            }
+            (
+                Some(PathBuf::from(DEFAULT_SOCKET)),
+                PathBuf::from(DEFAULT_STATE_DIR),
+            )
+        }
+        Err(e) => {
+            print_config_error(&e);
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let asked = match audience {
+        Audience::Everyone => None,
+        Audience::User(uid) => Some(uid),
+    };
+    let mut not_running = None;
+    if let Some(path) = &socket_path {
+        match socket::query(path, asked) {
+            Ok(list) => {
+                if verbose > 0 {
+                    eprintln!("note: answered by the running agent at {}", path.display());
+                }
+                return crate::warnings::print(args, audience, &list);
+            }
+            Err(e @ QueryError::NotRunning { .. }) => not_running = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let db = match StateDb::open_read_only(&state_dir) {
+        Ok(db) if db.file_count().is_ok() => db,
+        Ok(_) | Err(_) => {
+            let why = not_running.map_or_else(
+                || "the agent serves no socket (`socket = \"\"`)".to_owned(),
+                |e| e.to_string(),
+            );
+            anyhow::bail!(
+                "cannot reach the agent's state: {why}, and {} is not readable by you (the agent may not be running; ask an administrator)",
+                state_dir.join(crate::daemon::state::STATE_FILE).display()
+            );
+        }
+    };
+    if verbose > 0 {
+        eprintln!(
+            "note: read from the state database {} ({})",
+            state_dir.join(crate::daemon::state::STATE_FILE).display(),
+            not_running.map_or_else(|| "no socket configured".to_owned(), |e| e.to_string())
+        );
+    }
+    crate::warnings::print(args, audience, &db)
 }

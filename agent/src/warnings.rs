@@ -1,10 +1,13 @@
 //! `infoledger-agent warnings`: this host's open violations for the person asking, with the
 //! same what / why / how-to-fix texts as `scan`.
 //!
-//! The violations come from the daemon's local state through [`OpenViolations`]; this module
-//! decides who sees what and how it reads. A user sees the violations on files they own; root
-//! sees everyone's (or one user's with `--user`). The invoking user is the *real* uid, so a
-//! set-uid or `sudo -u` wrapper shows the person behind it, and `sudo` (real uid 0) shows all.
+//! The violations come from the daemon's local state through [`OpenViolations`]: asked of the
+//! running agent over its socket ([`crate::daemon::socket`], where the kernel's peer
+//! credentials decide what is answered), or read from the state database directly by those who
+//! can (root, the agent's own user). This module decides who sees what and how it reads. A user
+//! sees the violations on files they own; root sees everyone's (or one user's with `--user`).
+//! The invoking user is the *real* uid, so a set-uid or `sudo -u` wrapper shows the person
+//! behind it, and `sudo` (real uid 0) shows all.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -13,10 +16,14 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use infoledger_policies::{Kind, Severity};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::daemon::config::DEFAULT_CONFIG_PATH;
+use crate::daemon::state::StateDb;
 
 /// One open violation on this host, as the daemon's state records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OpenViolation {
     /// The file.
     pub path: PathBuf,
@@ -45,6 +52,31 @@ pub trait OpenViolations {
 impl OpenViolations for Vec<OpenViolation> {
     fn open_violations(&self) -> anyhow::Result<Vec<OpenViolation>> {
         Ok(self.clone())
+    }
+}
+
+impl From<crate::daemon::state::OpenViolation> for OpenViolation {
+    fn from(o: crate::daemon::state::OpenViolation) -> Self {
+        OpenViolation {
+            path: o.path,
+            kind: o.violation.kind,
+            severity: o.violation.severity,
+            owner_uid: o.violation.owner,
+            rule: o.violation.rule,
+            message: o.violation.message,
+            fix: o.violation.fix,
+            opened_at: o.opened_at,
+        }
+    }
+}
+
+/// The state database read directly (root, or the agent's own user).
+impl OpenViolations for StateDb {
+    fn open_violations(&self) -> anyhow::Result<Vec<OpenViolation>> {
+        Ok(StateDb::open_violations(self)?
+            .into_iter()
+            .map(OpenViolation::from)
+            .collect())
     }
 }
 
@@ -109,6 +141,10 @@ pub enum WarningsFormat {
 /// Arguments of `infoledger-agent warnings`.
 #[derive(Debug, Args)]
 pub struct WarningsArgs {
+    /// The agent's configuration: where its socket and state are. When you cannot read it,
+    /// the default socket is asked.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = WarningsFormat::Text)]
     pub format: WarningsFormat,
@@ -215,9 +251,8 @@ pub fn system_user_name(uid: u32) -> String {
         .map_or_else(|| uid.to_string(), |u| u.name)
 }
 
-/// Runs `warnings` for the real user of this process against `source`; exit 0 whatever the
-/// list holds (it is information, not a check: `scan` and the hook are the checks).
-pub fn run(args: &WarningsArgs, source: &dyn OpenViolations) -> anyhow::Result<u8> {
+/// The audience of this process's real user asking with `args` (`--user`).
+pub fn invoking_audience(args: &WarningsArgs) -> Result<Audience, AudienceError> {
     let invoker = nix::unistd::getuid().as_raw();
     let user = match &args.user {
         None => None,
@@ -229,7 +264,22 @@ pub fn run(args: &WarningsArgs, source: &dyn OpenViolations) -> anyhow::Result<u
                 .ok_or_else(|| AudienceError::UnknownUser(name.clone()))?,
         ),
     };
-    let audience = audience(invoker, user)?;
+    audience(invoker, user)
+}
+
+/// Runs `warnings` for the real user of this process against `source`; exit 0 whatever the
+/// list holds (it is information, not a check: `scan` and the hook are the checks).
+pub fn run(args: &WarningsArgs, source: &dyn OpenViolations) -> anyhow::Result<u8> {
+    let audience = invoking_audience(args)?;
+    print(args, audience, source)
+}
+
+/// Prints what `audience` may see of `source` in the format `args` asks for; exit 0.
+pub fn print(
+    args: &WarningsArgs,
+    audience: Audience,
+    source: &dyn OpenViolations,
+) -> anyhow::Result<u8> {
     let list = select(source.open_violations()?, audience);
     let stdout = io::stdout();
     let mut out = stdout.lock();

@@ -1,7 +1,9 @@
 //! The real `infoledger-agent run` against the real `infoledger-server serve` (loopback, port 0,
-//! temp folders): violations arriving and resolving at the collector, an outage, `kill -9`, a
-//! deadline passing on the test clock, a new local bundle applied from cached facts, and the
-//! signed bundle served by a hand-rolled collector stand-in (signature refusal, cache fallback).
+//! temp folders): violations arriving through the watcher and resolving at the collector, an
+//! outage, `kill -9`, a deadline passing on the test clock, new local and collector bundles
+//! applied from cached facts, footprints, `warnings` through the agent's socket for root and a
+//! plain user, and the signed bundle served by a hand-rolled collector stand-in (signature
+//! refusal, cache fallback).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -140,6 +142,22 @@ impl Collector {
         format!("http://{}", self.addr)
     }
 
+    /// Runs an admin command of the collector (`policy import FILE`, …) against its config.
+    fn admin(&self, args: &[&str], file: &Path) {
+        let out = Command::new(server_bin())
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.join("server.toml"))
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// An enrollment token good for a few agents.
     fn token(&self) -> String {
         let out = Command::new(server_bin())
@@ -255,10 +273,18 @@ impl World {
         self.etc.path("state")
     }
 
-    /// Writes `agent.toml` (mode 0600) with the watch root, state, policy and ledger, and `extra`.
+    /// Writes `agent.toml` (mode 0600) with the watch root, state, policy and ledger, a socket
+    /// of its own, and `extra`.
     fn config(&self, extra: &str) -> PathBuf {
+        self.config_without_local_bundle(&format!(
+            "policy = \"policy.toml\"\nledger = \"ledger.toml\"\n{extra}"
+        ))
+    }
+
+    /// Like [`World::config`], with no local policy and ledger: the collector's bundle only.
+    fn config_without_local_bundle(&self, extra: &str) -> PathBuf {
         let text = format!(
-            "watch = [\"{}\"]\nstate_dir = \"state\"\npolicy = \"policy.toml\"\nledger = \"ledger.toml\"\nhostname = \"ws-test\"\nretry_max = \"1s\"\n{extra}",
+            "watch = [\"{}\"]\nstate_dir = \"state\"\nsocket = \"agent.sock\"\nhostname = \"ws-test\"\nretry_max = \"1s\"\n{extra}",
             self.tree.root().display()
         );
         self.etc.file("agent.toml", text.as_bytes()).unwrap()
@@ -308,6 +334,25 @@ impl Agent {
 
     fn log(&self) -> String {
         self.lines.lock().unwrap().join("\n")
+    }
+
+    /// How many log lines contain `text`.
+    fn count_log(&self, text: &str) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+
+    /// Waits for a log line containing `text` after the first line containing `after`.
+    fn wait_for_log_after(&self, after: &str, text: &str) -> String {
+        wait_for(&format!("agent log line `{text}` after `{after}`"), || {
+            let lines = self.lines.lock().unwrap();
+            let start = lines.iter().position(|l| l.contains(after))?;
+            lines[start..].iter().find(|l| l.contains(text)).cloned()
+        })
     }
 
     /// Waits for a log line containing `text`.
@@ -642,7 +687,7 @@ fn validate_checks_the_daemon_config_with_positions_and_warns_about_a_readable_t
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.starts_with(&format!("{}:8:19: error: `rescan_interval`", bad.display())),
+        stderr.starts_with(&format!("{}:9:19: error: `rescan_interval`", bad.display())),
         "{stderr}"
     );
 }
@@ -874,4 +919,252 @@ fn the_agent_starts_from_its_cached_bundle_when_the_collector_is_unreachable() {
     // SIGTERM with the collector away: one bounded attempt, then exit 0 with the outbox kept.
     assert_eq!(agent.terminate().code(), Some(0));
     assert!(world.outbox_depth() >= 1);
+}
+
+// The watcher, collector bundles, footprints and `warnings`.
+
+/// The footprints the collector stored: (host, roots, assets) per agent.
+fn footprints(collector_dir: &Path) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+    let db = rusqlite::Connection::open_with_flags(
+        collector_dir.join("collector.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = db
+        .prepare("SELECT host, roots, assets FROM footprints ORDER BY agent_id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })
+    .unwrap()
+    .map(|row| {
+        let (host, roots, assets) = row.unwrap();
+        (
+            host,
+            serde_json::from_str(&roots).unwrap(),
+            serde_json::from_str(&assets).unwrap(),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn the_watcher_reports_a_misplaced_file_without_a_rescan_and_a_footprint_follows_the_scan() {
+    let (world, collector, config) =
+        collector_world("watcher", |root| ledger(&root.join("srv/acme"), None));
+    // Rescans hourly: what reports the file must be the watcher.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("rescan_interval = \"1s\"", "rescan_interval = \"1h\"");
+    std::fs::write(&config, text).unwrap();
+    let t = &world.tree;
+    t.labeled("srv/acme/plan.txt", "confidential", b"plan\n")
+        .unwrap();
+    t.labeled("srv/acme/deep/budget.txt", "confidential", b"budget\n")
+        .unwrap();
+    let mut agent = Agent::start(&config, &[]);
+    agent.wait_for_log("watching for changes");
+    agent.wait_for_log("scan finished");
+
+    // The start-up scan's footprint: the asset's two files under the one root.
+    let footprint = wait_for("the footprint at the collector", || {
+        footprints(&collector.dir).pop()
+    });
+    assert_eq!(
+        footprint,
+        (
+            "ws-test".to_owned(),
+            serde_json::json!([t.root().to_str().unwrap()]),
+            serde_json::json!({"ACME": 2})
+        )
+    );
+
+    // A folder and a labeled file in it, both new: the watcher walks the new folder.
+    let misplaced = t
+        .labeled("home/dev/Downloads/q3.txt", "confidential", b"forecast\n")
+        .unwrap();
+    let opened = wait_for("the violation at the collector", || {
+        let v = violations(&collector.dir);
+        (!v.is_empty()).then_some(v)
+    });
+    assert_eq!(
+        opened
+            .iter()
+            .map(|v| (v.path.as_str(), v.kind, v.status))
+            .collect::<Vec<_>>(),
+        [(
+            misplaced.to_str().unwrap(),
+            Kind::Misplaced,
+            ViolationStatus::Open
+        )]
+    );
+
+    std::fs::rename(&misplaced, t.path("srv/acme/q3.txt")).unwrap();
+    wait_for("the violation to resolve at the collector", || {
+        let v = violations(&collector.dir);
+        (v.len() == 1 && v[0].status == ViolationStatus::Resolved).then_some(())
+    });
+    assert!(world.open_violations().is_empty());
+    // No rescan ran: the start-up scan is the only one.
+    assert_eq!(agent.count_log("scan finished"), 1, "{}", agent.log());
+    assert_eq!(agent.terminate().code(), Some(0));
+}
+
+#[test]
+fn a_new_collector_bundle_resolves_now_allowed_files_without_reading_them() {
+    let world = World::new("collector-bundle", |root| ledger(&root.join("srv"), None));
+    let dir = world.etc.path("collector");
+    std::fs::create_dir_all(&dir).unwrap();
+    let collector = Collector::start(&dir, "127.0.0.1:0");
+    collector.admin(&["policy", "import"], &world.etc.path("policy.toml"));
+    collector.admin(&["ledger", "import"], &world.etc.path("ledger.toml"));
+    let shadow = world
+        .tree
+        .labeled("shared/report.txt", "confidential", b"numbers\n")
+        .unwrap();
+    let config = world.config_without_local_bundle(&format!(
+        "server = \"{}\"\nenroll_token = \"{}\"\nrescan_interval = \"1h\"\nbundle_interval = \"1s\"\n",
+        collector.url(),
+        collector.token()
+    ));
+    let agent = Agent::start(&config, &[]);
+    agent.wait_for_log("new bundle from the collector version=Some(2)");
+    wait_for("the unregistered violation at the collector", || {
+        let v = violations(&collector.dir);
+        (v.len() == 1 && v[0].status == ViolationStatus::Open).then_some(())
+    });
+    assert_eq!(
+        world.open_violations(),
+        [(shadow.clone(), Kind::Unregistered)]
+    );
+
+    // The ledger gains an asset whose location covers the file.
+    let more = format!(
+        "{}\n[[asset]]\nid = \"SHARED\"\nname = \"Shared reports\"\ndepartment = \"Finance\"\nadministrator = \"b@example.com\"\nlabel = \"confidential\"\nlocations = [\"{}/shared/**\"]\n",
+        ledger(&world.tree.path("srv"), None),
+        world.tree.root().display()
+    );
+    let v3 = world.etc.file("ledger-v3.toml", more.as_bytes()).unwrap();
+    collector.admin(&["ledger", "import"], &v3);
+    let applied = agent.wait_for_log_after(
+        "new bundle from the collector version=Some(3)",
+        "bundle applied (new bundle):",
+    );
+    assert!(
+        applied.contains("re-evaluated 1 files from cached facts, re-inspected 0"),
+        "{applied}"
+    );
+    wait_for("the violation to resolve at the collector", || {
+        let v = violations(&collector.dir);
+        (v.len() == 1 && v[0].status == ViolationStatus::Resolved).then_some(())
+    });
+    assert!(world.open_violations().is_empty());
+    assert_eq!(agent.count_log("scan finished"), 1, "{}", agent.log());
+}
+
+/// Runs `warnings --format json -v` with `config`, as a plain user (uid/gid 65534, no groups)
+/// when `nobody` is set; returns (exit code, parsed stdout, stderr).
+fn warnings_as(config: &Path, nobody: bool, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut cmd = if nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(AGENT);
+        c
+    } else {
+        Command::new(AGENT)
+    };
+    let out = cmd
+        .args(["warnings", "--format", "json", "-v", "--config"])
+        .arg(config)
+        .args(extra)
+        .env_remove("INFOLEDGER_LOG")
+        .output()
+        .expect("cannot run setpriv (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = if stdout.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&stdout).unwrap()
+    };
+    (
+        out.status.code().unwrap(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn listed_paths(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn warnings_through_the_socket_show_a_plain_user_only_their_files_and_root_everything() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test switches to uid 65534 with setpriv and needs root"
+    );
+    let world = World::new("warnings", |root| ledger(&root.join("srv"), None));
+    let config = world.config("local_only = true\nrescan_interval = \"1h\"\n");
+    // Only the agent's configuration is readable to the plain user, as a packaged one without
+    // a token may be; the state folder stays private (0700).
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let theirs = world
+        .tree
+        .labeled("Downloads/theirs.txt", "confidential", b"x\n")
+        .unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let mine = world
+        .tree
+        .labeled("Downloads/mine.txt", "confidential", b"x\n")
+        .unwrap();
+    let mut agent = Agent::start(&config, &[]);
+    wait_for("both violations", || {
+        (world.open_violations().len() == 2).then_some(())
+    });
+    wait_for("the socket", || {
+        world.etc.path("agent.sock").exists().then_some(())
+    });
+
+    let (code, list, stderr) = warnings_as(&config, true, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(listed_paths(&list), [theirs.to_str().unwrap()], "{stderr}");
+    assert_eq!(list[0]["owner_uid"], 65534);
+    assert_eq!(list[0]["kind"], "misplaced");
+    assert!(stderr.contains("answered by the running agent"), "{stderr}");
+    // Asking about someone else is refused, by the command and by the agent alike.
+    let (code, _, stderr) = warnings_as(&config, true, &["--user", "root"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("only root can list another user's warnings"),
+        "{stderr}"
+    );
+
+    let (code, list, stderr) = warnings_as(&config, false, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        listed_paths(&list),
+        [mine.to_str().unwrap(), theirs.to_str().unwrap()]
+    );
+    assert!(stderr.contains("answered by the running agent"), "{stderr}");
+    let (_, list, _) = warnings_as(&config, false, &["--user", "nobody"]);
+    assert_eq!(listed_paths(&list), [theirs.to_str().unwrap()]);
+
+    // With the agent stopped, root reads the state database; the plain user cannot.
+    assert_eq!(agent.terminate().code(), Some(0));
+    assert!(!world.etc.path("agent.sock").exists());
+    let (code, list, stderr) = warnings_as(&config, false, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(listed_paths(&list).len(), 2);
+    assert!(stderr.contains("read from the state database"), "{stderr}");
+    let (code, _, stderr) = warnings_as(&config, true, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not readable by you"), "{stderr}");
 }

@@ -48,6 +48,18 @@
 //! bundle_interval = "5m"
 //! # The longest wait between two attempts to reach the collector (backoff cap). Default 5m.
 //! retry_max = "5m"
+//! # Which folders under the roots get change notifications: "complete" (every folder not
+//! # excluded: every rule answers within a second) or "interesting" (only folders where an
+//! # asset, label or forbidden location can match: fewer watches, and violations of the rules
+//! # that apply everywhere are found by the rescans there). Default "complete".
+//! watch_scope = "complete"
+//! # Show a desktop notification to a file's owner when a violation opens on it (when the owner
+//! # has a graphical session; the journal line is always written). Default true.
+//! desktop_notifications = true
+//! # The Unix socket where `infoledger-agent warnings` asks the running agent for the invoking
+//! # user's open violations (the peer's uid decides what it sees). Its folder is created when
+//! # missing (systemd: `RuntimeDirectory=infoledger-agent`); "" serves none.
+//! socket = "/run/infoledger-agent/agent.sock"
 //! ```
 
 use std::fs;
@@ -59,6 +71,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::watch::WatchScope;
+
 /// Where `run` and `validate` look for the configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/infoledger/agent.toml";
 /// The state folder when the file names none.
@@ -67,6 +81,10 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/infoledger-agent";
 pub const MIN_OUTBOX_LIMIT: u64 = 1000;
 /// `outbox_limit` when the file names none.
 pub const DEFAULT_OUTBOX_LIMIT: u64 = 100_000;
+/// Where the agent serves `warnings` when the file names no `socket`.
+pub const DEFAULT_SOCKET: &str = "/run/infoledger-agent/agent.sock";
+/// The longest path a Unix socket address holds (`sun_path` less its terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
 /// The largest enrollment token file read.
 const MAX_TOKEN_BYTES: u64 = 4096;
 
@@ -127,6 +145,9 @@ struct RawConfig {
     health_interval: Option<Spanned<String>>,
     bundle_interval: Option<Spanned<String>>,
     retry_max: Option<Spanned<String>>,
+    watch_scope: Option<Spanned<String>>,
+    desktop_notifications: Option<bool>,
+    socket: Option<Spanned<PathBuf>>,
 }
 
 /// Where the enrollment token comes from.
@@ -182,6 +203,12 @@ pub struct Config {
     pub hostname: Option<String>,
     /// How often health is queued.
     pub health_interval: Duration,
+    /// Which folders get change notifications.
+    pub watch_scope: WatchScope,
+    /// Whether file owners get desktop notifications.
+    pub desktop_notifications: bool,
+    /// Where `warnings` reaches the running agent; `None` serves no socket.
+    pub socket: Option<PathBuf>,
     /// Warnings for the admin (e.g. a readable inline token).
     pub warnings: Vec<String>,
 }
@@ -484,6 +511,36 @@ impl RawConfig {
                 Some(name.to_owned())
             }
         };
+        let watch_scope = match &self.watch_scope {
+            None => WatchScope::Complete,
+            Some(s) => match s.get_ref().as_str() {
+                "complete" => WatchScope::Complete,
+                "interesting" => WatchScope::Interesting,
+                other => return Err((
+                    s.span(),
+                    format!(
+                        "unknown `watch_scope` `{other}`: expected \"complete\" or \"interesting\""
+                    ),
+                )),
+            },
+        };
+        let socket = match &self.socket {
+            None => Some(PathBuf::from(DEFAULT_SOCKET)),
+            Some(s) if s.get_ref().as_os_str().is_empty() => None,
+            Some(s) => {
+                let p = folder.join(s.get_ref());
+                if p.as_os_str().len() > MAX_SOCKET_PATH {
+                    return Err((
+                        s.span(),
+                        format!(
+                            "`socket` path is {} bytes long; a Unix socket path holds at most {MAX_SOCKET_PATH}",
+                            p.as_os_str().len()
+                        ),
+                    ));
+                }
+                Some(p)
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
             server,
@@ -497,6 +554,9 @@ impl RawConfig {
             log_level,
             hostname,
             health_interval: duration(&self.health_interval, "health_interval", "5m")?,
+            watch_scope,
+            desktop_notifications: self.desktop_notifications.unwrap_or(true),
+            socket,
             warnings: Vec::new(),
         })
     }
@@ -584,13 +644,16 @@ mod tests {
         assert_eq!(c.outbox_limit, DEFAULT_OUTBOX_LIMIT);
         assert_eq!(c.log_level, "info");
         assert_eq!(c.health_interval, Duration::from_secs(300));
+        assert_eq!(c.watch_scope, WatchScope::Complete);
+        assert!(c.desktop_notifications);
+        assert_eq!(c.socket, Some(PathBuf::from(DEFAULT_SOCKET)));
         assert!(!c.local_only());
     }
 
     #[test]
     fn every_key_is_read() {
         let c = parse(
-            "server = \"http://127.0.0.1:9/prefix\"\nenroll_token_file = \"tok\"\nwatch = [\"/a\", \"/b\"]\nexclude = [\".git\", \"/a/*/cache/**\"]\nstate_dir = \"/var/s\"\nrescan_interval = \"30s\"\noutbox_limit = 2000\ntls_ca_file = \"ca.pem\"\ntls_system_roots = false\npolicy = \"p.toml\"\nledger = \"l.csv\"\nlog_level = \"DEBUG\"\nhostname = \"ws-1\"\nhealth_interval = \"1m\"\nbundle_interval = \"2m\"\nretry_max = \"3s\"\n",
+            "server = \"http://127.0.0.1:9/prefix\"\nenroll_token_file = \"tok\"\nwatch = [\"/a\", \"/b\"]\nexclude = [\".git\", \"/a/*/cache/**\"]\nstate_dir = \"/var/s\"\nrescan_interval = \"30s\"\noutbox_limit = 2000\ntls_ca_file = \"ca.pem\"\ntls_system_roots = false\npolicy = \"p.toml\"\nledger = \"l.csv\"\nlog_level = \"DEBUG\"\nhostname = \"ws-1\"\nhealth_interval = \"1m\"\nbundle_interval = \"2m\"\nretry_max = \"3s\"\nwatch_scope = \"interesting\"\ndesktop_notifications = false\nsocket = \"run/agent.sock\"\n",
         )
         .unwrap();
         let s = c.server.unwrap();
@@ -607,6 +670,13 @@ mod tests {
         assert_eq!(c.log_level, "debug");
         assert_eq!(c.hostname.as_deref(), Some("ws-1"));
         assert_eq!(c.health_interval, Duration::from_secs(60));
+        assert_eq!(c.watch_scope, WatchScope::Interesting);
+        assert!(!c.desktop_notifications);
+        assert_eq!(c.socket, Some(PathBuf::from("/etc/il/run/agent.sock")));
+        assert_eq!(
+            parse(&format!("{GOOD}socket = \"\"\n")).unwrap().socket,
+            None
+        );
     }
 
     #[test]
@@ -647,6 +717,16 @@ mod tests {
                 "both `policy` and `ledger`",
             ),
             ("enroll_token_file = \"t\"\n", ":4:21: error: ", "not both"),
+            (
+                "watch_scope = \"some\"\n",
+                ":4:15: error: ",
+                "expected \"complete\" or \"interesting\"",
+            ),
+            (
+                "socket = \"/run/a-folder-name-long-enough-to-overflow-the-socket-address-of-unix-domain-sockets-by-quite-a-margin/agent.sock\"\n",
+                ":4:10: error: ",
+                "at most 107",
+            ),
         ];
         for (extra, at, message) in cases {
             let err = parse(&format!("{GOOD}{extra}")).unwrap_err().to_string();

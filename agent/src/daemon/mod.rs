@@ -2,33 +2,50 @@
 //!
 //! One run loop owns the state ([`state::StateDb`]) and does all file work: the start-up scan,
 //! periodic rescans, paths a watcher reports ([`ChangeFeed`]), evaluating cached facts again when
-//! a new bundle arrives or the date changes (deadlines), and queueing health. A second thread,
-//! the uplink ([`uplink`]), talks to the collector: enrollment, the signed bundle, delivering
-//! the outbox. A third turns signals into messages: SIGTERM/SIGINT flush and exit 0, SIGHUP
-//! reloads the configuration.
+//! a new bundle arrives or the date changes (deadlines), and queueing health and footprints. A
+//! second thread, the uplink ([`uplink`]), talks to the collector: enrollment, the signed
+//! bundle, delivering the outbox. A third turns signals into messages: SIGTERM/SIGINT flush and
+//! exit 0, SIGHUP reloads the configuration. Beside them: the watcher's threads
+//! ([`watching`]), the desktop notifier's sender, and the local socket that answers
+//! `infoledger-agent warnings` ([`socket`]); each blocks until it has something to do.
 //!
 //! The loop sleeps on one channel until the next thing is due (a rescan, a health event, the
 //! next UTC midnight), so an idle agent wakes up rarely.
 //!
 //! # Where the file-system watcher plugs in
 //!
-//! A watcher implements [`ChangeSource`] and is passed to [`Daemon::set_change_source`]. The
-//! run loop calls [`ChangeSource::watch`] with the canonical watch roots, the `exclude` globs
-//! and a [`ChangeFeed`] before the start-up scan and again after every reload. The watcher
-//! sends batches of changed paths (coalesced as it sees fit) with [`ChangeFeed::changed`], and
-//! its state with [`ChangeFeed::watch_status`] (reported in health). Any path may be sent:
+//! A watcher implements [`ChangeSource`] and is passed to [`Daemon::set_change_source`]
+//! (`infoledger-agent run` installs [`watching::FsWatcher`]). The run loop calls
+//! [`ChangeSource::watch`] with a [`WatchRequest`] (the canonical watch roots, the `exclude`
+//! globs, the state folder, the bundle and the configured scope) and a [`ChangeFeed`] before
+//! the start-up scan, after every reload, when the roots change and when a new bundle arrives;
+//! the source restarts only when what it watches would change. The watcher sends batches of
+//! changed paths (coalesced as it sees fit) with [`ChangeFeed::changed`], asks for a rescan of
+//! every root with [`ChangeFeed::rescan`] when it lost events, and reports its state through
+//! [`ChangeSource::status`] (or [`ChangeFeed::watch_status`]) for health. Any path may be sent:
 //! files are inspected when their stamp changed, folders are walked, paths that no longer exist
 //! are forgotten together with everything cached under them, and paths outside the roots or
-//! excluded are ignored. Rescans stay the source of truth.
+//! excluded are ignored. After each complete rescan the loop calls [`ChangeSource::rescanned`]
+//! so the watcher can try again what it could not watch. Rescans stay the source of truth.
+//!
+//! # systemd
+//!
+//! Under a `Type=notify` unit the agent sends `READY=1` once the watcher is installed and the
+//! start-up scan is about to run (not after it: the first scan of a large tree can outlast
+//! `TimeoutStartSec`, and changes during it are not lost since the watcher is already in
+//! place), then `STATUS=` lines as scans finish, and `RELOADING=1` … `READY=1` around a SIGHUP
+//! reload. Elsewhere these are no-ops.
 
 pub mod bundle;
 pub mod client;
 pub mod clock;
 pub mod config;
 pub mod identity;
+pub mod socket;
 pub mod state;
 mod sync;
 mod uplink;
+pub mod watching;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +54,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use infoledger_policies::wire::events::Health;
+use infoledger_policies::wire::events::{Footprint, Health};
+use infoledger_policies::Bundle;
 
 use self::bundle::ActiveBundle;
 use self::clock::Clock;
@@ -47,6 +65,8 @@ use self::state::{Change, StateDb, StateError};
 use self::sync::{elapsed_ms, Scope, SyncStats, Syncer};
 use self::uplink::{SharedStatus, ToUplink, Uplink};
 use crate::facts::Inspector;
+use crate::notify_desktop::{DesktopNotifier, DesktopOptions, Notification};
+use crate::watch::WatchScope;
 
 /// The state's meta key holding a hash of the markings the cached facts were read for.
 const MARKINGS_KEY: &str = "markings";
@@ -98,6 +118,8 @@ pub enum DaemonError {
 pub(crate) enum Input {
     /// Paths a watcher saw change.
     Changed(Vec<PathBuf>),
+    /// A watcher lost events: rescan every root now.
+    Rescan,
     /// The watcher's state.
     WatchStatus(WatchStatus),
     /// A signal.
@@ -135,6 +157,12 @@ impl ChangeFeed {
         self.tx.send(Input::Changed(paths)).map_err(|_| FeedClosed)
     }
 
+    /// Asks for a rescan of every root now: the watcher lost events (the kernel's queue
+    /// overflowed, or too much changed at once to list).
+    pub fn rescan(&self) -> Result<(), FeedClosed> {
+        self.tx.send(Input::Rescan).map_err(|_| FeedClosed)
+    }
+
     /// Reports the watcher's state (watch count, whether the kernel's limit was reached).
     pub fn watch_status(&self, status: WatchStatus) -> Result<(), FeedClosed> {
         self.tx
@@ -143,17 +171,36 @@ impl ChangeFeed {
     }
 }
 
+/// What a [`ChangeSource`] is asked to watch.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchRequest<'a> {
+    /// The watch roots: canonical and existing.
+    pub roots: &'a [PathBuf],
+    /// The configuration's `exclude` globs.
+    pub exclude: &'a [String],
+    /// The agent's own state folder (canonical): never watched, its writes are no news.
+    pub state_dir: &'a Path,
+    /// The bundle in force, if any: its locations decide the `interesting` scope.
+    pub bundle: Option<&'a Bundle>,
+    /// The configured `watch_scope`.
+    pub scope: WatchScope,
+}
+
 /// A source of change notifications: the file-system watcher.
 pub trait ChangeSource: Send {
-    /// Starts watching `roots` (canonical, existing) minus `exclude` (the config's globs),
-    /// reporting into `feed`; called again after a reload, with the new roots, to replace what
-    /// was watched before. An error is logged and the agent relies on rescans.
-    fn watch(
-        &mut self,
-        roots: &[PathBuf],
-        exclude: &[String],
-        feed: ChangeFeed,
-    ) -> Result<(), String>;
+    /// Starts watching what `request` describes, reporting into `feed`. Called again after a
+    /// reload, when the roots change and when a new bundle arrives: the source replaces what it
+    /// watched only when that would change. An error is logged and the agent relies on rescans.
+    fn watch(&mut self, request: &WatchRequest<'_>, feed: ChangeFeed) -> Result<(), String>;
+
+    /// A complete rescan has finished: what could not be watched may be tried again.
+    fn rescanned(&mut self) {}
+
+    /// The source's state for health; `None` when it reports through
+    /// [`ChangeFeed::watch_status`] instead.
+    fn status(&self) -> Option<WatchStatus> {
+        None
+    }
 }
 
 /// Sets the tracing level (the `log_level` key) on reload; installed by the binary.
@@ -173,6 +220,8 @@ pub struct Daemon {
     uplink_status: SharedStatus,
     stop: Arc<AtomicBool>,
     change_source: Option<Box<dyn ChangeSource>>,
+    notifier: Option<DesktopNotifier>,
+    socket: Option<socket::SocketServer>,
     log_level: Option<LogLevelHook>,
     watch: WatchStatus,
     dropped: u64,
@@ -245,6 +294,8 @@ impl Daemon {
             uplink_status: SharedStatus::default(),
             stop: Arc::new(AtomicBool::new(false)),
             change_source: None,
+            notifier: None,
+            socket: None,
             log_level: None,
             watch: WatchStatus::default(),
             dropped: 0,
@@ -282,6 +333,8 @@ impl Daemon {
         }
         self.start_signals()?;
         self.start_uplink()?;
+        self.start_socket();
+        self.start_notifier();
         self.start_watcher();
         match &self.bundle {
             Some(b) => tracing::info!(bundle = %b.origin, host = %self.host, "agent started"),
@@ -289,6 +342,14 @@ impl Daemon {
                 tracing::info!(host = %self.host, "agent started; waiting for the collector's bundle")
             }
         }
+        notify_systemd(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(if self.bundle.is_some() {
+                "start-up scan"
+            } else {
+                "waiting for the collector's bundle"
+            }),
+        ]);
         if self.bundle.is_some() {
             // What was evaluated before this start may be stale: a day may have passed, the
             // host name, the local files or their markings may have changed. Cached facts answer
@@ -314,6 +375,7 @@ impl Daemon {
                 }
                 Ok(Input::Signal(_)) => break,
                 Ok(Input::Changed(paths)) => self.changed(paths),
+                Ok(Input::Rescan) => next_rescan = Instant::now(),
                 Ok(Input::WatchStatus(w)) => self.watch = w,
                 Ok(Input::Bundle(b)) => self.new_bundle(*b),
                 Ok(Input::Delivered) => self.delivered(),
@@ -398,13 +460,50 @@ impl Daemon {
         Ok(())
     }
 
+    /// Starts the watcher, or has it adjust to the current roots, excludes and bundle.
     fn start_watcher(&mut self) {
         let feed = self.change_feed();
-        if let Some(source) = self.change_source.as_mut() {
-            if let Err(e) = source.watch(&self.scope.roots, &self.config.exclude, feed) {
-                tracing::warn!(error = %e, "cannot watch for changes; rescans cover everything");
-                self.last_error = Some(format!("watcher: {e}"));
+        let Some(source) = self.change_source.as_mut() else {
+            return;
+        };
+        let request = WatchRequest {
+            roots: &self.scope.roots,
+            exclude: &self.config.exclude,
+            state_dir: &self.scope.state_dir,
+            bundle: self.bundle.as_ref().map(|b| &b.bundle),
+            scope: self.config.watch_scope,
+        };
+        if let Err(e) = source.watch(&request, feed) {
+            tracing::warn!(error = %e, "cannot watch for changes; rescans cover everything");
+            self.last_error = Some(format!("watcher: {e}"));
+        }
+    }
+
+    /// Serves `infoledger-agent warnings` on the configured socket; a failure leaves the
+    /// command to read the state database itself where it can.
+    fn start_socket(&mut self) {
+        let Some(path) = self.config.socket.clone() else {
+            return;
+        };
+        match socket::SocketServer::start(&path, &self.config.state_dir) {
+            Ok(server) => {
+                tracing::debug!(socket = %path.display(), "serving warnings");
+                self.socket = Some(server);
             }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot serve `infoledger-agent warnings` on a socket; only users who can read the state database can list warnings"
+            ),
+        }
+    }
+
+    fn start_notifier(&mut self) {
+        if !self.config.desktop_notifications {
+            return;
+        }
+        match DesktopNotifier::start(DesktopOptions::default()) {
+            Ok(n) => self.notifier = Some(n),
+            Err(e) => tracing::warn!(error = %e, "cannot start desktop notifications"),
         }
     }
 
@@ -426,7 +525,17 @@ impl Daemon {
     ) -> Option<SyncStats> {
         let bundle = self.bundle.as_ref()?;
         let now = self.clock.now();
-        let mut on_change = |c: &Change| log_change(c);
+        let notifier = self.notifier.as_ref();
+        let mut on_change = |c: &Change| {
+            log_change(c);
+            if let (Some(n), Change::Opened { path, violation: v }) = (notifier, c) {
+                // Queued, never waited for: a stuck desktop cannot slow the loop.
+                n.notify(
+                    v.owner,
+                    Notification::for_violation(path, v.kind, v.severity, &v.message, &v.fix),
+                );
+            }
+        };
         let mut syncer = Syncer {
             bundle: &bundle.bundle,
             host: &self.host,
@@ -472,6 +581,10 @@ impl Daemon {
         let started = Instant::now();
         let at = Utc::now();
         if let Some(stats) = self.sync("rescan", |s, db| s.full_scan(db)) {
+            if self.stop.load(Ordering::Relaxed) {
+                // Interrupted by SIGTERM: not a complete scan, nothing to report from it.
+                return;
+            }
             let ms = elapsed_ms(started);
             self.last_scan = Some((at, ms));
             tracing::info!(
@@ -483,6 +596,50 @@ impl Daemon {
                 elapsed_ms = ms,
                 "scan finished"
             );
+            if let Some(source) = self.change_source.as_mut() {
+                source.rescanned();
+            }
+            self.queue_footprint();
+            let status = format!(
+                "last scan {} files in {ms} ms; {} open violations",
+                stats.files,
+                self.db.open_violations().map_or(0, |v| v.len())
+            );
+            notify_systemd(&[sd_notify::NotifyState::Status(&status)]);
+        }
+    }
+
+    /// Queues where the ledger's assets are on this host (after a complete scan): per asset,
+    /// the files under the roots; the collector's drift report compares it with the ledger.
+    fn queue_footprint(&mut self) {
+        if self.config.local_only() {
+            return;
+        }
+        let assets = match self.db.asset_counts(&self.scope.roots) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot count the files of assets");
+                return;
+            }
+        };
+        let footprint = Footprint {
+            host: self.host.clone(),
+            roots: self
+                .scope
+                .roots
+                .iter()
+                .map(|r| r.to_string_lossy().into_owned())
+                .collect(),
+            assets,
+        };
+        tracing::debug!(?footprint, "footprint");
+        match self.db.push_footprint(&footprint, Utc::now()) {
+            Ok(true) => self.wake_uplink(),
+            Ok(false) => {
+                self.dropped += 1;
+                tracing::warn!("outbox full: footprint dropped");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot queue the footprint"),
         }
     }
 
@@ -508,6 +665,8 @@ impl Daemon {
         tracing::info!(bundle = %active.origin, "new bundle: evaluating every known file again from cached facts");
         let first = self.bundle.is_none();
         self.bundle = Some(active);
+        // The interesting scope follows the bundle's locations.
+        self.start_watcher();
         self.apply_bundle("new bundle");
         if first {
             self.rescan();
@@ -571,11 +730,16 @@ impl Daemon {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let watch = self
+            .change_source
+            .as_ref()
+            .and_then(|s| s.status())
+            .unwrap_or(self.watch);
         Health {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             queue_depth: self.db.outbox_depth().unwrap_or(0),
             dropped_events: self.dropped,
-            watch_limit_reached: self.watch.limit_reached,
+            watch_limit_reached: watch.limit_reached,
             last_error: status.last_error.or_else(|| self.last_error.clone()),
             last_scan_at: self.last_scan.map(|(at, _)| at),
             last_scan_ms: self.last_scan.map(|(_, ms)| ms),
@@ -586,7 +750,7 @@ impl Daemon {
             },
             bundle_version: self.bundle.as_ref().and_then(|b| b.version),
             files: self.db.file_count().unwrap_or(0),
-            watches: self.watch.watches,
+            watches: watch.watches,
         }
     }
 
@@ -607,6 +771,17 @@ impl Daemon {
     }
 
     fn reload(&mut self) {
+        let mut reloading = vec![sd_notify::NotifyState::Reloading];
+        // Type=notify-reload units want the time the reload started.
+        if let Ok(t) = sd_notify::NotifyState::monotonic_usec_now() {
+            reloading.push(t);
+        }
+        notify_systemd(&reloading);
+        self.reload_config();
+        notify_systemd(&[sd_notify::NotifyState::Ready]);
+    }
+
+    fn reload_config(&mut self) {
         let config = match Config::load(&self.config.path) {
             Ok(c) => c,
             Err(e) => {
@@ -619,10 +794,19 @@ impl Daemon {
         }
         if config.state_dir != self.config.state_dir
             || config.local_only() != self.config.local_only()
+            || config.socket != self.config.socket
         {
             tracing::warn!(
-                "a changed `state_dir` or `local_only` takes effect when the agent restarts"
+                "a changed `state_dir`, `local_only` or `socket` takes effect when the agent restarts"
             );
+        }
+        if config.desktop_notifications != self.config.desktop_notifications {
+            if config.desktop_notifications {
+                self.config.desktop_notifications = true;
+                self.start_notifier();
+            } else {
+                self.notifier = None;
+            }
         }
         if let Some(hook) = &self.log_level {
             hook(&config.log_level);
@@ -647,6 +831,7 @@ impl Daemon {
         };
         self.config = Config {
             state_dir: self.config.state_dir.clone(),
+            socket: self.config.socket.clone(),
             server,
             ..config
         };
@@ -670,6 +855,10 @@ impl Daemon {
 
     fn shutdown(&mut self) {
         tracing::info!("stopping");
+        notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        // No more warnings served, no more watching: the loop is done with both.
+        self.socket = None;
+        self.change_source = None;
         if let Some((tx, done)) = self.uplink.take() {
             let _ = tx.send(ToUplink::Flush(Instant::now() + FLUSH_TIMEOUT));
             if done
@@ -681,6 +870,14 @@ impl Daemon {
                 );
             }
         }
+    }
+}
+
+/// Tells systemd about the agent's state when it runs under a `Type=notify` unit (a no-op
+/// without `NOTIFY_SOCKET`).
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %e, "cannot notify systemd");
     }
 }
 

@@ -5,8 +5,9 @@
 //!
 //! - `files`: one row per regular file under the watch roots, keyed by its path (raw bytes),
 //!   with the stamp `(dev, inode, size, mtime, ctime)` it was inspected at, how much of it was
-//!   read, and its [`FileFacts`] as JSON. A file whose stamp is unchanged is not inspected again;
-//!   a new bundle or a new day is evaluated from these facts alone.
+//!   read, its [`FileFacts`] as JSON, and the ledger asset it belongs to under the current
+//!   bundle (for the footprint). A file whose stamp is unchanged is not inspected again; a new
+//!   bundle or a new day is evaluated from these facts alone.
 //! - `findings`: the file's current violations (one row per path and kind), with owner and
 //!   texts: the local truth, and what `warnings` lists.
 //! - `announced`: per (path, kind), the fingerprint of the last `violation_opened` event put in
@@ -23,8 +24,10 @@
 //!
 //! `outbox_limit` bounds the rows. When an event does not fit:
 //!
-//! 1. health events are snapshots: a new one always replaces every unsent older one, and when
-//!    it still does not fit it is dropped (counted in `dropped_events`);
+//! 1. health events and footprints are snapshots: a new one always replaces every unsent older
+//!    one of its type (whether the outbox is full or not: an older snapshot says nothing the
+//!    newer does not), and when it still does not fit it is dropped (counted in
+//!    `dropped_events`);
 //! 2. unsent violation events are merged: of the unsent events of one (path, kind) only the
 //!    first and the last stay, so the collector still learns that the violation was there and
 //!    how it ended, and only intermediate flips are lost (counted in `dropped_events`);
@@ -40,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use infoledger_policies::wire::events::{Event, EventBody, Health};
+use infoledger_policies::wire::events::{AssetFootprint, Event, EventBody, Footprint, Health};
 use infoledger_policies::{FileFacts, Kind, Severity};
 use rusqlite::{
     params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
@@ -107,8 +110,15 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_by_violation ON outbox (path, kind) WHERE seq IS NULL AND path IS NOT NULL;
 "#;
 
+/// Version 2: the asset each file belongs to under the current bundle, for footprints. Rows
+/// of version 1 start without one; the start-up evaluation of cached facts fills it in.
+const MIGRATION_2: &str = r#"
+ALTER TABLE files ADD COLUMN asset TEXT;
+CREATE INDEX files_by_asset ON files (asset) WHERE asset IS NOT NULL;
+"#;
+
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// What can go wrong with the state database.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +227,15 @@ impl ViolationRecord {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+}
+
+/// What evaluating a file under the current bundle came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evaluated {
+    /// The ledger asset the file belongs to, if any.
+    pub asset: Option<String>,
+    /// Its violations.
+    pub violations: Vec<ViolationRecord>,
 }
 
 /// A change of a file's local findings, for the developer log.
@@ -356,8 +375,13 @@ impl StateDb {
                 found: version,
             });
         }
-        if version == 0 {
+        if version < 1 {
             tx.execute_batch(SCHEMA)?;
+        }
+        if version < 2 {
+            tx.execute_batch(MIGRATION_2)?;
+        }
+        if version < SCHEMA_VERSION {
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
         }
         tx.commit()?;
@@ -585,13 +609,56 @@ impl StateDb {
     /// Queues a health event. A newer health event replaces every unsent older one; when even
     /// it does not fit, it is dropped and `false` returned.
     pub fn push_health(&mut self, health: &Health, at: DateTime<Utc>) -> Result<bool, StateError> {
+        self.push_snapshot(EventBody::Health(health.clone()), at)
+    }
+
+    /// Per-asset counts of the cached files under `roots` (roots below another root count
+    /// once), for a footprint: only assets with at least one file, by asset id.
+    pub fn asset_counts(&self, roots: &[PathBuf]) -> Result<Vec<AssetFootprint>, StateError> {
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT asset, count(*) FROM files
+             WHERE asset IS NOT NULL AND path >= ?1 AND path < ?2 GROUP BY asset",
+        )?;
+        for root in roots {
+            if roots.iter().any(|r| r != root && root.starts_with(r)) {
+                continue;
+            }
+            let (lower, upper) = prefix_range(root);
+            let rows = stmt.query_map([&lower, &upper], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (asset, n) = row?;
+                *counts.entry(asset).or_default() += n.unsigned_abs();
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .filter(|(_, files)| *files > 0)
+            .map(|(asset, files)| AssetFootprint { asset, files })
+            .collect())
+    }
+
+    /// Queues a footprint. Like health, a newer footprint replaces every unsent older one;
+    /// when even it does not fit, it is dropped and `false` returned.
+    pub fn push_footprint(
+        &mut self,
+        footprint: &Footprint,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StateError> {
+        self.push_snapshot(EventBody::Footprint(footprint.clone()), at)
+    }
+
+    /// Puts a snapshot event (health, footprint) into the outbox in place of unsent older ones
+    /// of its type.
+    fn push_snapshot(&mut self, body: EventBody, at: DateTime<Utc>) -> Result<bool, StateError> {
         let mut batch = self.batch(at)?;
         let replaced = batch.tx.execute(
-            "DELETE FROM outbox WHERE type = 'health' AND seq IS NULL",
-            [],
+            "DELETE FROM outbox WHERE type = ?1 AND seq IS NULL",
+            [body.type_name()],
         )?;
         batch.depth = batch.depth.saturating_sub(replaced as u64);
-        let body = EventBody::Health(health.clone());
         let queued = batch.push(&body, None)?;
         batch.commit()?;
         Ok(queued)
@@ -735,21 +802,22 @@ pub struct Batch<'c> {
 }
 
 impl Batch<'_> {
-    /// Records a file's inspection and its current violations; returns how its findings changed.
+    /// Records a file's inspection, the asset it belongs to and its current violations;
+    /// returns how its findings changed.
     pub fn record(
         &mut self,
         stamp: Stamp,
         depth: ReadDepth,
         facts: &FileFacts,
-        violations: &[ViolationRecord],
+        evaluated: &Evaluated,
     ) -> Result<Vec<Change>, StateError> {
         let key = path_key(&facts.path);
         self.tx
             .prepare_cached(
-                "INSERT INTO files (path, dev, ino, size, mtime_ns, ctime_ns, depth, facts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO files (path, dev, ino, size, mtime_ns, ctime_ns, depth, facts, asset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (path) DO UPDATE SET dev = ?2, ino = ?3, size = ?4, mtime_ns = ?5,
-                     ctime_ns = ?6, depth = ?7, facts = ?8",
+                     ctime_ns = ?6, depth = ?7, facts = ?8, asset = ?9",
             )?
             .execute(params![
                 key,
@@ -760,8 +828,22 @@ impl Batch<'_> {
                 stamp.ctime_ns,
                 depth.as_u8(),
                 serde_json::to_string(facts)?,
+                evaluated.asset,
             ])?;
-        self.set_findings(&facts.path, violations)
+        self.set_findings(&facts.path, &evaluated.violations)
+    }
+
+    /// Records a cached file's evaluation under a new bundle or date: its asset and violations;
+    /// returns how its findings changed.
+    pub fn reevaluated(
+        &mut self,
+        path: &Path,
+        evaluated: &Evaluated,
+    ) -> Result<Vec<Change>, StateError> {
+        self.tx
+            .prepare_cached("UPDATE files SET asset = ?2 WHERE path = ?1 AND asset IS NOT ?2")?
+            .execute(params![path_key(path), evaluated.asset])?;
+        self.set_findings(path, &evaluated.violations)
     }
 
     /// Replaces a file's violations (after evaluating cached facts again); returns the changes.
@@ -1109,8 +1191,12 @@ mod tests {
         found: &[ViolationRecord],
     ) -> (Vec<Change>, BatchOutcome) {
         let mut batch = db.batch(Utc::now()).unwrap();
+        let evaluated = Evaluated {
+            asset: None,
+            violations: found.to_vec(),
+        };
         let changes = batch
-            .record(stamp(n), ReadDepth::Full, &facts(path), found)
+            .record(stamp(n), ReadDepth::Full, &facts(path), &evaluated)
             .unwrap();
         (changes, batch.commit().unwrap())
     }
@@ -1281,6 +1367,134 @@ mod tests {
         let events = db.next_batch(10).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].body, EventBody::Health(health(3)));
+    }
+
+    fn footprint(assets: &[(&str, u64)]) -> Footprint {
+        Footprint {
+            host: "ws-1".into(),
+            roots: vec!["/d".into()],
+            assets: assets
+                .iter()
+                .map(|(a, n)| AssetFootprint {
+                    asset: (*a).into(),
+                    files: *n,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_newer_footprint_replaces_an_unsent_older_one_and_a_full_outbox_drops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path(), 3);
+        assert!(db
+            .push_footprint(&footprint(&[("A", 1)]), Utc::now())
+            .unwrap());
+        // Numbered (in flight) footprints stay; unsent ones are replaced, health is not.
+        assert_eq!(db.next_batch(10).unwrap().len(), 1);
+        assert!(db.push_health(&Health::default(), Utc::now()).unwrap());
+        assert!(db
+            .push_footprint(&footprint(&[("A", 2)]), Utc::now())
+            .unwrap());
+        assert!(db
+            .push_footprint(&footprint(&[("A", 3)]), Utc::now())
+            .unwrap());
+        let events = db.next_batch(10).unwrap();
+        let bodies: Vec<&EventBody> = events.iter().map(|e| &e.body).collect();
+        assert_eq!(
+            bodies,
+            [
+                &EventBody::Footprint(footprint(&[("A", 1)])),
+                &EventBody::Health(Health::default()),
+                &EventBody::Footprint(footprint(&[("A", 3)])),
+            ]
+        );
+        // Full of numbered events: a footprint cannot replace any of them and is dropped.
+        assert!(!db
+            .push_footprint(&footprint(&[("A", 4)]), Utc::now())
+            .unwrap());
+        assert_eq!(db.outbox_depth().unwrap(), 3);
+    }
+
+    #[test]
+    fn assets_are_counted_per_root_from_the_files_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = open(dir.path(), 1000);
+        let mut batch = db.batch(Utc::now()).unwrap();
+        for (path, asset) in [
+            ("/srv/acme/a", Some("ACME")),
+            ("/srv/acme/b", Some("ACME")),
+            ("/srv/acme/sub/c", Some("ACME")),
+            ("/srv/hr/d", Some("HR")),
+            ("/srv/misc/e", None),
+            ("/elsewhere/f", Some("ACME")),
+        ] {
+            let evaluated = Evaluated {
+                asset: asset.map(str::to_owned),
+                violations: Vec::new(),
+            };
+            batch
+                .record(stamp(1), ReadDepth::Full, &facts(path), &evaluated)
+                .unwrap();
+        }
+        batch.commit().unwrap();
+        let counts = |db: &StateDb, roots: &[&str]| -> Vec<(String, u64)> {
+            let roots: Vec<PathBuf> = roots.iter().map(PathBuf::from).collect();
+            db.asset_counts(&roots)
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.asset, a.files))
+                .collect()
+        };
+        assert_eq!(
+            counts(&db, &["/srv"]),
+            [("ACME".to_owned(), 3), ("HR".to_owned(), 1)]
+        );
+        // A root inside another counts once; `/srv/acme` is no prefix of `/srv/acmeX`.
+        assert_eq!(
+            counts(&db, &["/srv", "/srv/acme", "/elsewhere"]),
+            [("ACME".to_owned(), 4), ("HR".to_owned(), 1)]
+        );
+        assert_eq!(counts(&db, &["/srv/acm"]), []);
+        // A new bundle moves a file to another asset without reading it.
+        let mut batch = db.batch(Utc::now()).unwrap();
+        let moved = Evaluated {
+            asset: Some("HR".into()),
+            violations: Vec::new(),
+        };
+        batch.reevaluated(Path::new("/srv/acme/a"), &moved).unwrap();
+        batch.commit().unwrap();
+        assert_eq!(
+            counts(&db, &["/srv"]),
+            [("ACME".to_owned(), 2), ("HR".to_owned(), 2)]
+        );
+    }
+
+    #[test]
+    fn a_version_1_state_gains_the_asset_column_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(STATE_FILE)).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1;").unwrap();
+            conn.execute(
+                "INSERT INTO files (path, dev, ino, size, mtime_ns, ctime_ns, depth, facts)
+                 VALUES (?1, 1, 2, 3, 4, 4, 2, ?2)",
+                params![
+                    b"/d/old".as_slice(),
+                    serde_json::to_string(&facts("/d/old")).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        let db = open(dir.path(), 1000);
+        let version: i64 = db
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(db.file_count().unwrap(), 1);
+        assert_eq!(db.asset_counts(&[PathBuf::from("/d")]).unwrap(), []);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use infoledger_policies::{assess, Bundle, FileFacts};
 use walkdir::WalkDir;
 
-use super::state::{BatchOutcome, Change, Stamp, StateDb, StateError, ViolationRecord};
+use super::state::{BatchOutcome, Change, Evaluated, Stamp, StateDb, StateError, ViolationRecord};
 use crate::facts::{FactsError, Gathered, Inspector, NameCache, ReadDepth};
 use crate::scan::Excludes;
 
@@ -33,7 +33,7 @@ pub(crate) struct Scope {
     /// Configured roots that do not exist right now.
     unavailable: Vec<PathBuf>,
     excludes: Excludes,
-    state_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
 }
 
 impl Scope {
@@ -121,14 +121,16 @@ pub(crate) struct Syncer<'a> {
     pub(crate) on_change: &'a mut dyn FnMut(&Change),
 }
 
-/// The violations evaluation finds in a file.
-pub(crate) fn violations(
+/// The asset and violations evaluation finds for a file.
+pub(crate) fn evaluate(
     bundle: &Bundle,
     facts: &FileFacts,
     now: DateTime<Utc>,
     host: &str,
-) -> Vec<ViolationRecord> {
-    assess(bundle, facts, now, host)
+) -> Evaluated {
+    let assessment = assess(bundle, facts, now, host);
+    let asset = assessment.asset.map(|a| a.id.clone());
+    let violations = assessment
         .findings
         .into_iter()
         .map(|f| {
@@ -149,7 +151,8 @@ pub(crate) fn violations(
                 owner: facts.owner.id,
             }
         })
-        .collect()
+        .collect();
+    Evaluated { asset, violations }
 }
 
 fn path_hash(p: &Path) -> u64 {
@@ -281,8 +284,8 @@ impl Syncer<'_> {
                     continue;
                 }
                 stats.reevaluated += 1;
-                let found = violations(self.bundle, &file.facts, self.now, self.host);
-                for change in batch.set_findings(&file.facts.path, &found)? {
+                let evaluated = evaluate(self.bundle, &file.facts, self.now, self.host);
+                for change in batch.reevaluated(&file.facts.path, &evaluated)? {
                     (self.on_change)(&change);
                 }
             }
@@ -398,8 +401,10 @@ impl Syncer<'_> {
             match result {
                 Ok(gathered) => {
                     stats.inspected += 1;
-                    let found = violations(self.bundle, &gathered.facts, self.now, self.host);
-                    for change in batch.record(stamp, gathered.depth, &gathered.facts, &found)? {
+                    let evaluated = evaluate(self.bundle, &gathered.facts, self.now, self.host);
+                    for change in
+                        batch.record(stamp, gathered.depth, &gathered.facts, &evaluated)?
+                    {
                         (self.on_change)(&change);
                     }
                 }
