@@ -107,6 +107,8 @@ impl From<StoreError> for AppError {
             StoreError::RevokedAgent(_) => AppError::AgentRevoked,
             StoreError::EnrollTokenInvalid => AppError::EnrollTokenInvalid,
             StoreError::InvalidSequence { .. } => AppError::InvalidField(e.to_string()),
+            // The server is stopping: the agent keeps the batch and sends it again later.
+            StoreError::Closed => AppError::Unavailable(e.to_string()),
             other => AppError::Internal(other.to_string()),
         }
     }
