@@ -1,5 +1,5 @@
-//! The collector's HTTP API: the agent-facing endpoints (enrollment, signed event ingest) and the
-//! health check, as an axum [`Router`] over shared [`AppState`].
+//! The collector's HTTP API: the agent-facing endpoints (enrollment, signed event ingest), the
+//! health check and the Prometheus metrics, as an axum [`Router`] over shared [`AppState`].
 //!
 //! Every error is JSON `{"error":{"code":"…","message":"…"}}` ([`AppError`]). Bodies are read as
 //! bytes under a size limit and parsed strictly (unknown fields refused) by the handlers
@@ -10,6 +10,7 @@
 mod agent;
 mod error;
 pub mod keys;
+mod metrics;
 
 pub use error::AppError;
 pub use keys::ServerKey;
@@ -66,6 +67,7 @@ struct Shared {
     // One guard per process: with several collectors this becomes a guard over the shared
     // database (the `ReplayGuard` trait is the seam).
     replay: Mutex<InMemoryReplayGuard>,
+    metrics: metrics::HttpMetrics,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
                 key,
                 config,
                 replay,
+                metrics: metrics::HttpMetrics::default(),
             }),
         }
     }
@@ -113,11 +116,16 @@ pub fn router(state: AppState) -> Router {
     let limit = state.inner.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/enroll", post(agent::enroll))
         .route("/api/v1/events", post(agent::events))
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

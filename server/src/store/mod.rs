@@ -19,6 +19,8 @@
 
 mod actions;
 pub mod audit;
+pub mod backup;
+mod counts;
 mod enroll;
 mod ingest;
 mod migrations;
