@@ -261,7 +261,12 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
                     .serve(app)
                     .await
             }
-            None => axum_server::from_tcp(listener).handle(handle).serve(app).await,
+            None => {
+                axum_server::from_tcp(listener)
+                    .handle(handle)
+                    .serve(app)
+                    .await
+            }
         }
         .context("server failed")
     });
@@ -302,7 +307,10 @@ impl ShutdownSignals {
         tracing::info!(signal = name, "shutting down: finishing requests in flight");
         handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         let name = self.next().await;
-        tracing::warn!(signal = name, "second signal: stopping without waiting for requests");
+        tracing::warn!(
+            signal = name,
+            "second signal: stopping without waiting for requests"
+        );
         handle.shutdown();
     }
 }

@@ -336,9 +336,11 @@ mod tests {
             assert!(err.starts_with("/etc/il/server.toml:3:"), "{err}");
             assert!(err.contains("go together"), "{err}");
         }
-        let err = parse(&format!("{GOOD}tls_cert_file = \"\"\ntls_key_file = \"k\"\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse(&format!(
+            "{GOOD}tls_cert_file = \"\"\ntls_key_file = \"k\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("/etc/il/server.toml:3:17:"), "{err}");
     }
 

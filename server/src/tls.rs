@@ -44,15 +44,12 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>
     })?;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| {
-            key_error(format!(
-                "`tls_key_file` {}: unusable private key: {e}",
-                files.key_file.display()
-            ))
-        })?;
+    let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
+        key_error(format!(
+            "`tls_key_file` {}: unusable private key: {e}",
+            files.key_file.display()
+        ))
+    })?;
     let certified = CertifiedKey::new(certs, signing_key);
     match certified.keys_match() {
         Ok(()) => {}

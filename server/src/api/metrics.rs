@@ -145,7 +145,12 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 fn render(state: &AppState, violations: &[(ViolationStatus, u64)], out: &mut String) {
     let metrics = &state.inner.metrics;
     let name = "infoledger_http_requests_total";
-    header(out, name, "counter", "HTTP requests answered, by route and status class.");
+    header(
+        out,
+        name,
+        "counter",
+        "HTTP requests answered, by route and status class.",
+    );
     {
         let requests = metrics
             .requests
@@ -155,7 +160,10 @@ fn render(state: &AppState, violations: &[(ViolationStatus, u64)], out: &mut Str
             for (class, count) in STATUS_CLASSES.iter().zip(counts) {
                 if *count > 0 {
                     let route = escape(route);
-                    let _ = writeln!(out, "{name}{{route=\"{route}\",status=\"{class}\"}} {count}");
+                    let _ = writeln!(
+                        out,
+                        "{name}{{route=\"{route}\",status=\"{class}\"}} {count}"
+                    );
                 }
             }
         }
@@ -182,13 +190,22 @@ fn render(state: &AppState, violations: &[(ViolationStatus, u64)], out: &mut Str
         ingest.events_stored,
     );
     let name = "infoledger_ingest_batches_total";
-    header(out, name, "counter", "Event batches answered by the store, by outcome.");
+    header(
+        out,
+        name,
+        "counter",
+        "Event batches answered by the store, by outcome.",
+    );
     let _ = writeln!(
         out,
         "{name}{{outcome=\"committed\"}} {}",
         ingest.batches_committed
     );
-    let _ = writeln!(out, "{name}{{outcome=\"failed\"}} {}", ingest.batches_failed);
+    let _ = writeln!(
+        out,
+        "{name}{{outcome=\"failed\"}} {}",
+        ingest.batches_failed
+    );
     counter(
         out,
         "infoledger_store_transactions_total",

@@ -160,11 +160,15 @@ fn copy_checked(source: &Path, partial: &Path) -> Result<BackupSummary, BackupEr
         return Err(BackupError::Check(check));
     }
     let count = |sql: &str| -> Result<u64, BackupError> {
-        let n: i64 = to.query_row(sql, [], |r| r.get(0)).map_err(sqlite(partial))?;
+        let n: i64 = to
+            .query_row(sql, [], |r| r.get(0))
+            .map_err(sqlite(partial))?;
         Ok(n.unsigned_abs())
     };
-    let schema_version = u32::try_from(count("SELECT coalesce(max(version), 0) FROM schema_version")?)
-        .map_err(|_| BackupError::Check("implausible schema version".into()))?;
+    let schema_version = u32::try_from(count(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+    )?)
+    .map_err(|_| BackupError::Check("implausible schema version".into()))?;
     let violations = count("SELECT count(*) FROM violations")?;
     let events = count("SELECT count(*) FROM events")?;
     to.close().map_err(|(_, e)| sqlite(partial)(e))?;

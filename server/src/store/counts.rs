@@ -11,7 +11,9 @@ impl Store {
         // `violations_by_status` leads with the status: a scan of the index, not of the table.
         let mut stmt =
             reader.prepare_cached("SELECT status, count(*) FROM violations GROUP BY status")?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
         let mut counts: Vec<(ViolationStatus, u64)> =
             ViolationStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for row in rows {
