@@ -11,7 +11,10 @@
 //!
 //! Each event opens a violation on a new path: the heaviest kind of event for the store (an
 //! event row, a violation row and a history row). `INGEST_CONNECTIONS` (8), `INGEST_BATCH`
-//! (500 events) and `INGEST_BATCHES` (batches per connection, 40) change the load. Without
+//! (500 events) and `INGEST_BATCHES` (batches per connection, 40) change the load;
+//! `INGEST_KIND=resolved` sends resolutions of files never reported instead (stored in the event
+//! log, looked up, no violation written), which separates the event log's cost from the
+//! violations'. Without
 //! `--bench` (as `cargo test --all-targets` runs it) it sends 2 × 2 batches of 50 events, as a
 //! smoke test of the bench itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly.
@@ -244,21 +247,29 @@ struct Request {
 }
 
 fn signed(agent: &Agent, seqs: std::ops::RangeInclusive<u64>) -> Request {
+    let resolutions = std::env::var("INGEST_KIND").is_ok_and(|k| k == "resolved");
     let events: Vec<Event> = seqs
         .map(|seq| Event {
             seq,
             at: Utc::now(),
-            body: EventBody::ViolationOpened {
-                path: format!("/home/dev/Downloads/project-{seq}/offer-{seq}.docx"),
-                kind: Kind::Misplaced,
-                severity: Severity::High,
-                label: Some("confidential".into()),
-                asset: Some("ACME-2026".into()),
-                department: Some(format!("dept-{}", seq % 7)),
-                rule: Some("rules.forbidden: **/Downloads/**".into()),
-                message: "a confidential file lies in a forbidden location (Downloads)".into(),
-                fix: "move it into the asset's project folder or delete it".into(),
-                host: "dev-17.example".into(),
+            body: if resolutions {
+                EventBody::ViolationResolved {
+                    path: format!("/home/dev/Downloads/project-{seq}/offer-{seq}.docx"),
+                    kind: Kind::Misplaced,
+                }
+            } else {
+                EventBody::ViolationOpened {
+                    path: format!("/home/dev/Downloads/project-{seq}/offer-{seq}.docx"),
+                    kind: Kind::Misplaced,
+                    severity: Severity::High,
+                    label: Some("confidential".into()),
+                    asset: Some("ACME-2026".into()),
+                    department: Some(format!("dept-{}", seq % 7)),
+                    rule: Some("rules.forbidden: **/Downloads/**".into()),
+                    message: "a confidential file lies in a forbidden location (Downloads)".into(),
+                    fix: "move it into the asset's project folder or delete it".into(),
+                    host: "dev-17.example".into(),
+                }
             },
         })
         .collect();

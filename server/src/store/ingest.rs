@@ -86,7 +86,7 @@ pub(crate) struct Stored {
 }
 
 /// Stores `batch` and applies what its agent's contiguous mark now passes, inside the caller's
-/// transaction (a savepoint of the writer's group transaction); `now` is the time recorded as
+/// transaction (the writer's group transaction); `now` is the time recorded as
 /// received.
 pub(crate) fn store_batch(
     conn: &Connection,

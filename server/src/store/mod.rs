@@ -12,10 +12,10 @@
 //!
 //! Group commit: agents' batches do not take the writer connection one request at a time. A
 //! dedicated writer thread, fed by a bounded queue, takes every batch waiting and stores them in
-//! one transaction, each batch in its own savepoint (so one bad batch fails alone), commits once,
-//! and only then answers each caller with its own `stored_through` or its own error. Under load
-//! many requests share one fsync; a full queue makes callers wait (back-pressure). Details in
-//! `writer`.
+//! one transaction, commits once, and only then answers each caller with its own
+//! `stored_through` or its own error. One bad batch fails alone: the group is rolled back and
+//! stored again without it. Under load many requests share one fsync and one write of each
+//! B-tree page; a full queue makes callers wait (back-pressure). Details in `writer`.
 
 mod actions;
 pub mod audit;
@@ -165,12 +165,14 @@ impl Store {
         }
         // A large page cache for the writer: a group transaction's dirty pages stay in memory
         // until the commit instead of spilling to the WAL half-way, and the B-tree pages that
-        // random violation ids touch stay cached between groups. The limit is a ceiling, not an
-        // allocation.
+        // random violation ids touch stay cached between groups (the limit is a ceiling, not an
+        // allocation). Temporary storage in memory: inside a transaction SQLite keeps a
+        // statement journal for each statement that may fail half-way, which in a file costs a
+        // `pwrite` per page changed.
         writer
             .execute_batch(
                 "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-                 PRAGMA cache_size = -65536;",
+                 PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
             )
             .map_err(open_err)?;
         let schema_version = migrations::run(&mut writer)?;
