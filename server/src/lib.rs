@@ -1,8 +1,8 @@
 //! The infoledger collector: receives agents' events and keeps violations for information managers.
 //!
 //! The storage layer ([`store`]), the agent-facing HTTP API ([`api`]), and the
-//! `infoledger-server` command line ([`cli`]) with its configuration ([`config`]) and server key
-//! file ([`keyfile`]); the manager API builds on them.
+//! `infoledger-server` command line ([`cli`]) with its configuration ([`config`]), server key
+//! file ([`keyfile`]) and HTTPS set-up ([`tls`]); the manager API builds on them.
 
 pub mod api;
 pub mod cli;
