@@ -31,7 +31,7 @@ pub const EXIT_USAGE: u8 = 2;
     version,
     about = "The infoledger collector: enrolls agents and stores their signed events and violations.",
     long_about = None,
-    after_help = "Exit status: 0 success, 1 run-time failure (database, network), 2 usage error or invalid configuration.\n\nExamples:\n  infoledger-server validate --config /etc/infoledger/server.toml\n  infoledger-server serve --config /etc/infoledger/server.toml\n  infoledger-server enroll-token create --uses 500 --expires-in 7d\n  infoledger-server backup --config /etc/infoledger/server.toml --to /var/backups/collector-$(date +%F).db"
+    after_help = "Exit status: 0 success, 1 run-time failure (database, network), 2 usage error or invalid configuration.\n\nExamples:\n  infoledger-server validate --config /etc/infoledger/server.toml\n  infoledger-server serve --config /etc/infoledger/server.toml\n  infoledger-server enroll-token create --uses 500 --expires-in 7d\n  infoledger-server backup --config /etc/infoledger/server.toml --to /var/backups/collector.db"
 )]
 struct Cli {
     #[command(subcommand)]
