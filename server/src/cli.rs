@@ -1,6 +1,6 @@
 //! The command line of `infoledger-server`: `serve`, `validate`, `enroll-token create`,
-//! `token create|list|revoke`, `audit verify`, `policy|ledger import|export` and `bundle show`,
-//! exit codes, and error printing.
+//! `token create|list|revoke`, `audit verify`, `policy|ledger import|export`, `bundle show` and
+//! `backup`, exit codes, and error printing.
 
 mod bundle;
 
@@ -8,6 +8,7 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -16,8 +17,10 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use crate::api::{self, ApiConfig, AppState};
 use crate::config::{parse_duration, Config, ConfigError, DEFAULT_CONFIG_PATH};
 use crate::keyfile::{self, KeyFileError, KeyOrigin};
+use crate::store::backup::{backup, BackupError};
 use crate::store::bundle::Document;
 use crate::store::{NewApiToken, Role, Store, StoreError};
+use crate::tls;
 
 /// Exit code: success (for `serve`: a clean shutdown).
 pub const EXIT_OK: u8 = 0;
@@ -32,7 +35,7 @@ pub const EXIT_USAGE: u8 = 2;
     version,
     about = "The infoledger collector: enrolls agents and stores their signed events and violations.",
     long_about = None,
-    after_help = "Exit status: 0 success, 1 run-time failure (database, network), 2 usage error or invalid configuration.\n\nExamples:\n  infoledger-server validate --config /etc/infoledger/server.toml\n  infoledger-server serve --config /etc/infoledger/server.toml\n  infoledger-server enroll-token create --uses 500 --expires-in 7d"
+    after_help = "Exit status: 0 success, 1 run-time failure (database, network), 2 usage error or invalid configuration.\n\nExamples:\n  infoledger-server validate --config /etc/infoledger/server.toml\n  infoledger-server serve --config /etc/infoledger/server.toml\n  infoledger-server enroll-token create --uses 500 --expires-in 7d\n  infoledger-server backup --config /etc/infoledger/server.toml --to /var/backups/collector.db"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -46,7 +49,7 @@ struct Cli {
 enum Command {
     /// Run the collector until SIGTERM or Ctrl-C; in-flight requests are finished first.
     #[command(
-        after_help = "Prints `listening on ADDR` on stderr once the socket is bound (with `listen = \"127.0.0.1:0\"` ADDR shows the port picked). Creates the server key file (mode 0600) when it is absent and refuses one that group or others can read."
+        after_help = "Prints `listening on ADDR` on stderr once the socket is bound (with `listen = \"127.0.0.1:0\"` ADDR shows the port picked). Serves HTTPS when `tls_cert_file` and `tls_key_file` are set. Creates the server key file (mode 0600) when it is absent and refuses one that group or others can read.\n\nOn SIGTERM or Ctrl-C the collector stops accepting connections, lets requests in flight finish (at most 30 s), stores every batch already queued, and exits 0; a second signal stops it at once."
     )]
     Serve(ConfigArgs),
     /// Check the configuration (and the server key file, if it exists); a problem in the file is
@@ -84,6 +87,11 @@ enum Command {
     /// Show the bundle's versions.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Write a consistent copy of the database, also while the collector runs.
+    #[command(
+        after_help = "The copy is the database as it was when the copy began (SQLite's online backup, one read transaction; the collector keeps writing meanwhile). It is written beside PATH under a temporary name, checked, fsynced and then put in place; an existing PATH is never overwritten. Restore by stopping the collector and putting the copy in place of the database (remove its -wal and -shm files)."
+    )]
+    Backup(BackupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +151,15 @@ struct AuditVerifyArgs {
     expect_head: Option<String>,
 }
 
+#[derive(Debug, Args)]
+struct BackupArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The file to create; refused if it exists.
+    #[arg(long, value_name = "PATH")]
+    to: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 enum EnrollTokenCommand {
     /// Issue an enrollment token and print it once on stdout; only its hash is stored.
@@ -196,14 +213,17 @@ pub fn main() -> ExitCode {
         Command::Policy(command) => bundle::run_document(Document::Policy, &command),
         Command::Ledger(command) => bundle::run_document(Document::Ledger, &command),
         Command::Bundle(bundle::BundleCommand::Show(args)) => bundle::run_bundle_show(&args),
+        Command::Backup(args) => run_backup(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            let operator_error = e
-                .chain()
-                .any(|c| c.is::<ConfigError>() || c.is::<KeyFileError>());
+            let operator_error = e.chain().any(|c| {
+                c.is::<ConfigError>()
+                    || c.is::<KeyFileError>()
+                    || matches!(c.downcast_ref(), Some(BackupError::TargetExists(_)))
+            });
             ExitCode::from(if operator_error {
                 EXIT_USAGE
             } else {
@@ -243,8 +263,12 @@ fn run_validate(path: &Path) -> anyhow::Result<u8> {
         Some(_) => "present",
         None => "absent, `serve` will create it",
     };
+    let scheme = match tls::server_config(&config)? {
+        Some(_) => "https",
+        None => "http",
+    };
     println!(
-        "ok: {} (listen {}, database {}, server key {} {key})",
+        "ok: {} (listen {scheme}://{}, database {}, server key {} {key})",
         path.display(),
         config.listen,
         config.database.display(),
@@ -448,13 +472,32 @@ fn generate_assets(out: &Path) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+fn run_backup(args: &BackupArgs) -> anyhow::Result<u8> {
+    let config = Config::load(&args.config.config)?;
+    let summary = backup(&config.database, &args.to)
+        .with_context(|| format!("backup of {} failed", config.database.display()))?;
+    println!(
+        "backup written to {} ({} bytes, schema version {}, {} violations, {} events)",
+        args.to.display(),
+        summary.bytes,
+        summary.schema_version,
+        summary.violations,
+        summary.events
+    );
+    Ok(EXIT_OK)
+}
+
 fn parse_role(text: &str) -> Result<Role, String> {
     text.parse()
 }
 
+/// How long requests in flight may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 fn run_serve(path: &Path) -> anyhow::Result<u8> {
     let config = Config::load(path)?;
     config.check_folders()?;
+    let tls = tls::server_config(&config)?;
     let (key, origin) = keyfile::load_or_create(&config.server_key_file)?;
     if origin == KeyOrigin::Created {
         tracing::info!(path = %config.server_key_file.display(), "created a new server key");
@@ -485,38 +528,58 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         // Handlers are installed before the address is announced, so a signal sent as soon as
         // the server is seen listening already means "shut down gracefully".
         let shutdown = ShutdownSignals::install().context("cannot install signal handlers")?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+        let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        listener
+            .set_nonblocking(true)
+            .context("cannot set up the listening socket")?;
         let addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
+        let handle = axum_server::Handle::new();
+        tokio::spawn(shutdown.run(handle.clone()));
+        let app = app.into_make_service();
         eprintln!("listening on {addr}");
         // Under a Type=notify unit, tell systemd the collector is ready; elsewhere a no-op.
         if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
             tracing::warn!(error = %e, "cannot notify systemd of readiness");
         }
-        tracing::info!(%addr, "collector started");
+        tracing::info!(%addr, tls = tls.is_some(), "collector started");
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let tasks = background.spawn(Arc::clone(&store), &stopped);
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.wait().await;
-                let _ = stop.send(true);
-            })
-            .await
-            .context("server failed");
-        // Background tasks stop at the signal: a rules pass in progress completes, a webhook
-        // attempt in flight is abandoned and sent again after the restart.
+        let served = match tls {
+            Some(tls) => {
+                let tls = axum_server::tls_rustls::RustlsConfig::from_config(tls);
+                axum_server::from_tcp_rustls(listener, tls)
+                    .handle(handle)
+                    .serve(app)
+                    .await
+            }
+            None => {
+                axum_server::from_tcp(listener)
+                    .handle(handle)
+                    .serve(app)
+                    .await
+            }
+        }
+        .context("server failed");
+        // Background tasks stop after the last request: a rules pass in progress completes, a
+        // webhook attempt in flight is abandoned and sent again after the restart.
+        let _ = stop.send(true);
         for task in tasks {
             let _ = task.await;
         }
         served
-    })?;
+    });
+    // Requests have been answered (or cut off after the grace period); the writer stores what is
+    // still queued before the process ends, so no batch that was accepted is lost half-way.
+    store.close_ingest();
+    drop(runtime);
+    served?;
     tracing::info!("collector stopped");
     Ok(EXIT_OK)
 }
@@ -535,12 +598,25 @@ impl ShutdownSignals {
         })
     }
 
-    async fn wait(mut self) {
-        let name = tokio::select! {
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.interrupt.recv() => "SIGINT",
-        };
+        }
+    }
+
+    /// The first signal starts a graceful shutdown: no new connections, requests in flight
+    /// finish within [`SHUTDOWN_GRACE`]. A second one stops at once.
+    async fn run(mut self, handle: axum_server::Handle) {
+        let name = self.next().await;
         tracing::info!(signal = name, "shutting down: finishing requests in flight");
+        handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        let name = self.next().await;
+        tracing::warn!(
+            signal = name,
+            "second signal: stopping without waiting for requests"
+        );
+        handle.shutdown();
     }
 }
 

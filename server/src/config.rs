@@ -13,6 +13,10 @@
 //! # At least 32 random bytes from which agents' secrets are derived; created (mode 0600) by
 //! # `serve` when absent; refused when readable by group or others.
 //! server_key_file = "/var/lib/infoledger/server.key"
+//! # Serve HTTPS (rustls) with this PEM certificate chain and PEM private key (PKCS#8, PKCS#1 or
+//! # SEC1); both or neither. Without them the collector speaks plain HTTP.
+//! tls_cert_file = "/etc/infoledger/tls/collector.crt"
+//! tls_key_file = "/etc/infoledger/tls/collector.key"
 //!
 //! # Optional: a policy and a ledger imported at `serve` start whenever the file's text differs
 //! # from what was last imported from it (changes made since through the CLI or the API stay
@@ -138,6 +142,10 @@ struct RawConfig {
     database: Spanned<PathBuf>,
     /// The server key file: at least 32 random bytes, readable by the service only.
     server_key_file: Spanned<PathBuf>,
+    /// PEM certificate chain for HTTPS (the server's certificate first).
+    tls_cert_file: Option<Spanned<PathBuf>>,
+    /// PEM private key of the certificate.
+    tls_key_file: Option<Spanned<PathBuf>>,
     /// Resource limits.
     #[serde(default)]
     limits: RawLimits,
@@ -240,6 +248,8 @@ pub struct Config {
     pub database: PathBuf,
     /// The server key file.
     pub server_key_file: PathBuf,
+    /// HTTPS certificate and key, when configured (see [`crate::tls`]).
+    pub tls: Option<TlsFiles>,
     /// Resource limits.
     pub limits: Limits,
     /// Service levels per severity (`[sla]`).
@@ -315,6 +325,20 @@ pub struct Webhook {
     pub retry_delay: std::time::Duration,
 }
 
+/// The TLS certificate and key files named by the configuration, with where the file names them
+/// so that a problem found when they are read still points at the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// The PEM private key.
+    pub key_file: PathBuf,
+    /// Line and column of the `tls_cert_file` value.
+    pub cert_at: (usize, usize),
+    /// Line and column of the `tls_key_file` value.
+    pub key_at: (usize, usize),
+}
+
 /// Checked `[limits]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -378,14 +402,25 @@ impl Config {
         };
         let raw: RawConfig = toml::from_str(text)
             .map_err(|e| invalid(e.span().unwrap_or(0..0), first_line(e.message()).to_owned()))?;
-        raw.check(path)
+        raw.check(path, text)
             .map_err(|(span, message)| invalid(span, message))
+    }
+
+    /// An error located at `at` (line, column) in this configuration file, for problems found
+    /// after parsing (e.g. in a file a key names).
+    pub fn error_at(&self, at: (usize, usize), message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            line: at.0,
+            column: at.1,
+            message,
+        }
     }
 }
 
 impl RawConfig {
     /// Turns the file's values into a [`Config`]; an error carries the span of the bad value.
-    fn check(self, path: &Path) -> Result<Config, Located> {
+    fn check(self, path: &Path, text: &str) -> Result<Config, Located> {
         let listen = match &self.listen {
             None => DEFAULT_LISTEN
                 .parse()
@@ -416,6 +451,21 @@ impl RawConfig {
                     .to_owned(),
             ));
         }
+        let tls = match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert_file: file_path("tls_cert_file", cert)?,
+                key_file: file_path("tls_key_file", key)?,
+                cert_at: position(text, cert.span().start),
+                key_at: position(text, key.span().start),
+            }),
+            (Some(given), None) | (None, Some(given)) => {
+                return Err((
+                    given.span(),
+                    "`tls_cert_file` and `tls_key_file` go together: set both for HTTPS, or neither for plain HTTP".to_owned(),
+                ))
+            }
+        };
         let body_bytes = match &self.limits.body_bytes {
             None => DEFAULT_BODY_BYTES,
             Some(b) => u64::try_from(*b.get_ref())
@@ -480,6 +530,7 @@ impl RawConfig {
             listen,
             database,
             server_key_file,
+            tls,
             limits: Limits { body_bytes },
             slas,
             agents: AgentSettings { stale_after },
@@ -687,6 +738,35 @@ mod tests {
         assert_eq!(c.slas.get(Severity::Low), None);
         assert_eq!(c.slas.get(Severity::Info), Some(TimeDelta::weeks(2)));
         assert_eq!(c.agents.stale_after, TimeDelta::minutes(90));
+        assert_eq!(c.tls, None);
+    }
+
+    #[test]
+    fn tls_files_are_read_with_their_positions_and_go_together() {
+        let c = parse(&format!(
+            "{GOOD}tls_cert_file = \"tls/c.pem\"\ntls_key_file = \"/k.pem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert_file: PathBuf::from("/etc/il/tls/c.pem"),
+                key_file: PathBuf::from("/k.pem"),
+                cert_at: (3, 17),
+                key_at: (4, 16),
+            })
+        );
+        for alone in ["tls_cert_file = \"c\"\n", "tls_key_file = \"k\"\n"] {
+            let err = parse(&format!("{GOOD}{alone}")).unwrap_err().to_string();
+            assert!(err.starts_with("/etc/il/server.toml:3:"), "{err}");
+            assert!(err.contains("go together"), "{err}");
+        }
+        let err = parse(&format!(
+            "{GOOD}tls_cert_file = \"\"\ntls_key_file = \"k\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("/etc/il/server.toml:3:17:"), "{err}");
     }
 
     #[test]

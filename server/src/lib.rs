@@ -1,9 +1,10 @@
 //! The infoledger collector: receives agents' events and keeps violations for information managers.
 //!
 //! The storage layer ([`store`]); the HTTP API ([`api`]): agent-facing (enrollment, signed
-//! ingest) and for people ([`api::manager`]: violations, decisions, exports, figures, agents, the
-//! audit trail); service levels per severity ([`sla`]); and the `infoledger-server` command line
-//! ([`cli`]) with its configuration ([`config`]) and server key file ([`keyfile`]).
+//! ingest, the bundle) and for people ([`api::manager`]: violations, decisions, exports, figures,
+//! agents, the audit trail); service levels per severity ([`sla`]); server-side rules and the
+//! webhook; and the `infoledger-server` command line ([`cli`]) with its configuration
+//! ([`config`]), server key file ([`keyfile`]) and HTTPS set-up ([`tls`]).
 
 pub mod api;
 pub mod cli;
@@ -12,4 +13,5 @@ pub mod keyfile;
 pub mod rules;
 pub mod sla;
 pub mod store;
+pub mod tls;
 pub mod webhook;

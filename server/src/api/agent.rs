@@ -82,8 +82,12 @@ pub(super) async fn events(
                 });
             }
         }
-        let stored_through = state.inner.store.ingest(&agent, &request.events)?;
-        tracing::debug!(agent = %agent, events = request.events.len(), stored_through, "batch stored");
+        let events = request.events.len();
+        let stored_through = state
+            .inner
+            .store
+            .ingest_owned(agent.clone(), request.events)?;
+        tracing::debug!(agent = %agent, events, stored_through, "batch stored");
         Ok(stored_through)
     })
     .await??;

@@ -205,6 +205,8 @@ impl From<StoreError> for AppError {
             },
             StoreError::TokenNotFound(id) => AppError::ResourceNotFound { what: "token", id },
             StoreError::InvalidTransition { .. } => AppError::Conflict(e.to_string()),
+            // The server is stopping: the agent keeps the batch and sends it again later.
+            StoreError::Closed => AppError::Unavailable(e.to_string()),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -1,7 +1,7 @@
 //! The collector's HTTP API, as an axum [`Router`] over shared [`AppState`]: the agent-facing
-//! endpoints (enrollment, signed event ingest), the manager API for people and scripts with
-//! bearer tokens ([`manager`]: violations and actions on them, exports, statistics, agents, the
-//! audit trail), and the health check.
+//! endpoints (enrollment, signed event ingest, the signed bundle), the manager API for people and
+//! scripts with bearer tokens ([`manager`]: violations and actions on them, exports, statistics,
+//! agents, the audit trail), the health check and the Prometheus metrics.
 //!
 //! Every error is JSON `{"error":{"code":"…","message":"…"}}` ([`AppError`]). Bodies are read as
 //! bytes under a size limit and parsed strictly (unknown fields refused) by the handlers
@@ -15,6 +15,7 @@ mod bundle;
 mod error;
 pub mod keys;
 pub mod manager;
+mod metrics;
 
 pub use bundle::HEADER_BUNDLE_VERSION;
 pub use error::{AppError, DiagnosticBody};
@@ -95,6 +96,7 @@ struct Shared {
     replay: Mutex<InMemoryReplayGuard>,
     // The newest signed bundle, so unchanged bundles are not signed again per request.
     bundles: bundle::BundleCache,
+    metrics: metrics::HttpMetrics,
 }
 
 impl AppState {
@@ -108,6 +110,7 @@ impl AppState {
                 config,
                 replay,
                 bundles: bundle::BundleCache::default(),
+                metrics: metrics::HttpMetrics::default(),
             }),
             manager: Arc::new(ManagerSettings::default()),
         }
@@ -162,6 +165,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/enroll", post(agent::enroll))
         .route("/api/v1/events", post(agent::events))
         .merge(manager::routes())
@@ -179,6 +183,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

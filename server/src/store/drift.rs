@@ -28,7 +28,7 @@ use infoledger_policies::glob::suggested_dir;
 use infoledger_policies::wire::events::Footprint;
 use infoledger_policies::{Asset, Severity};
 use ring::digest;
-use rusqlite::{Transaction, TransactionBehavior};
+use rusqlite::TransactionBehavior;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -139,7 +139,7 @@ pub struct DriftRefresh {
 /// Keeps an agent's newest footprint and when each of its assets was last seen with files.
 /// Called by ingest while applying events in sequence order, inside its transaction.
 pub(crate) fn apply_footprint(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     agent: &str,
     seq: u64,
     at: &str,

@@ -8,7 +8,7 @@
 use super::model::{violation_id, Event, EventBody, Health, ViolationStatus};
 use super::{timestamp, Store, StoreError};
 use infoledger_policies::{Kind, Severity};
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension};
 use std::collections::BTreeMap;
 
 /// Why a violation closed when the agent saw the fix.
@@ -17,72 +17,142 @@ const RESOLVED_BY_OBSERVATION: &str = "resolved by observation";
 const REOPENED_BY_OBSERVATION: &str = "observed again";
 
 impl Store {
-    /// Stores a batch of an agent's events in one transaction and applies those that are now
-    /// contiguous.
+    /// Stores a batch of an agent's events and applies those that are now contiguous.
     ///
     /// Returns the highest sequence number `n` such that every event `1..=n` of this agent is
     /// durably stored: the agent may delete exactly those from its outbox. Re-sent events are
     /// ignored, so replaying a batch stores nothing new and returns the same number. An event
     /// that refers to nothing (a resolution of an unknown violation) is stored and has no effect.
+    ///
+    /// The batch goes through the ingest writer (see the module doc of `store`): it may share
+    /// its transaction with other agents' batches, but it succeeds or fails on its own, and the
+    /// answer comes only after the transaction has been committed.
     pub fn ingest(&self, agent_id: &str, events: &[Event]) -> Result<u64, StoreError> {
-        let mut writer = self.writer();
-        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let contiguous = agent_mark(&tx, agent_id)?;
-        let now = timestamp(chrono::Utc::now());
+        self.ingest_owned(agent_id.to_owned(), events.to_vec())
+    }
 
-        // Store; remember the events this batch newly stored so applying them needs no re-read.
-        let mut fresh: BTreeMap<i64, &Event> = BTreeMap::new();
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (agent_id, seq, received_at, kind, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for event in events {
-                let seq = sequence(event.seq)?;
-                let payload = serde_json::to_string(event)?;
-                let stored =
-                    insert.execute((agent_id, seq, &now, event.body.type_name(), payload))?;
-                if stored == 1 {
-                    fresh.insert(seq, event);
-                }
-            }
-        }
-
-        // Apply every event the contiguous mark now passes, in order.
-        let mut mark = contiguous;
-        {
-            let mut load =
-                tx.prepare_cached("SELECT payload FROM events WHERE agent_id = ?1 AND seq = ?2")?;
-            while let Some(next) = mark.checked_add(1) {
-                let event = match fresh.get(&next) {
-                    Some(event) => (*event).clone(),
-                    None => {
-                        // Stored by an earlier batch while it waited behind a gap.
-                        let payload: Option<String> = load
-                            .query_row((agent_id, next), |row| row.get(0))
-                            .optional()?;
-                        match payload {
-                            Some(payload) => serde_json::from_str(&payload)?,
-                            None => break,
-                        }
-                    }
-                };
-                apply(&tx, agent_id, &event, &now)?;
-                mark = next;
-            }
-        }
-
-        tx.execute(
-            "UPDATE agents SET contiguous_seq = ?2, last_seen = ?3 WHERE id = ?1",
-            (agent_id, mark, &now),
-        )?;
-        tx.commit()?;
-        Ok(mark.unsigned_abs())
+    /// [`Store::ingest`] taking the batch by value, which saves a copy of every event.
+    pub fn ingest_owned(&self, agent_id: String, events: Vec<Event>) -> Result<u64, StoreError> {
+        let batch = PreparedBatch::new(agent_id, events)?;
+        self.ingest_queue.submit(batch)
     }
 }
 
+/// A batch checked and serialised by the caller, so the one writer thread spends its time on
+/// SQLite alone.
+#[derive(Debug)]
+pub(crate) struct PreparedBatch {
+    pub(crate) agent: String,
+    events: Vec<PreparedEvent>,
+}
+
+#[derive(Debug)]
+struct PreparedEvent {
+    seq: i64,
+    payload: String,
+    event: Event,
+}
+
+impl PreparedBatch {
+    /// Checks every sequence number (a bad one refuses the whole batch before anything is
+    /// queued) and serialises each event as it will be stored.
+    pub(crate) fn new(agent: String, events: Vec<Event>) -> Result<PreparedBatch, StoreError> {
+        let events = events
+            .into_iter()
+            .map(|event| {
+                Ok(PreparedEvent {
+                    seq: sequence(event.seq)?,
+                    payload: serde_json::to_string(&event)?,
+                    event,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(PreparedBatch { agent, events })
+    }
+
+    /// How many events the batch carries.
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+}
+
+/// What storing one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    /// The agent's contiguous mark afterwards.
+    pub(crate) stored_through: u64,
+    /// How many of the batch's events were new.
+    pub(crate) fresh: u64,
+}
+
+/// Stores `batch` and applies what its agent's contiguous mark now passes, inside the caller's
+/// transaction (the writer's group transaction); `now` is the time recorded as
+/// received.
+pub(crate) fn store_batch(
+    conn: &Connection,
+    batch: &PreparedBatch,
+    now: &str,
+) -> Result<Stored, StoreError> {
+    let agent_id = batch.agent.as_str();
+    let contiguous = agent_mark(conn, agent_id)?;
+
+    // Store; remember the events this batch newly stored so applying them needs no re-read.
+    let mut fresh: BTreeMap<i64, &Event> = BTreeMap::new();
+    {
+        let mut insert = conn.prepare_cached(
+            "INSERT OR IGNORE INTO events (agent_id, seq, received_at, kind, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for prepared in &batch.events {
+            let stored = insert.execute((
+                agent_id,
+                prepared.seq,
+                now,
+                prepared.event.body.type_name(),
+                &prepared.payload,
+            ))?;
+            if stored == 1 {
+                fresh.insert(prepared.seq, &prepared.event);
+            }
+        }
+    }
+
+    // Apply every event the contiguous mark now passes, in order.
+    let mut mark = contiguous;
+    {
+        let mut load =
+            conn.prepare_cached("SELECT payload FROM events WHERE agent_id = ?1 AND seq = ?2")?;
+        while let Some(next) = mark.checked_add(1) {
+            match fresh.get(&next) {
+                Some(event) => apply(conn, agent_id, event, now)?,
+                None => {
+                    // Stored by an earlier batch while it waited behind a gap.
+                    let payload: Option<String> = load
+                        .query_row((agent_id, next), |row| row.get(0))
+                        .optional()?;
+                    match payload {
+                        Some(payload) => {
+                            let event: Event = serde_json::from_str(&payload)?;
+                            apply(conn, agent_id, &event, now)?;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            mark = next;
+        }
+    }
+
+    conn.prepare_cached("UPDATE agents SET contiguous_seq = ?2, last_seen = ?3 WHERE id = ?1")?
+        .execute((agent_id, mark, now))?;
+    Ok(Stored {
+        stored_through: mark.unsigned_abs(),
+        fresh: fresh.len() as u64,
+    })
+}
+
 /// The agent's contiguous mark; refuses unknown and revoked agents.
-fn agent_mark(tx: &Transaction<'_>, agent_id: &str) -> Result<i64, StoreError> {
+fn agent_mark(tx: &Connection, agent_id: &str) -> Result<i64, StoreError> {
     let row: Option<(i64, Option<String>)> = tx
         .query_row(
             "SELECT contiguous_seq, revoked_at FROM agents WHERE id = ?1",
@@ -105,7 +175,7 @@ fn sequence(seq: u64) -> Result<i64, StoreError> {
     }
 }
 
-fn apply(tx: &Transaction<'_>, agent: &str, event: &Event, now: &str) -> Result<(), StoreError> {
+fn apply(tx: &Connection, agent: &str, event: &Event, now: &str) -> Result<(), StoreError> {
     let at = timestamp(event.at);
     match &event.body {
         EventBody::ViolationOpened {
@@ -159,7 +229,7 @@ struct Opened<'a> {
     host: &'a str,
 }
 
-fn current_status(tx: &Transaction<'_>, id: &str) -> Result<Option<ViolationStatus>, StoreError> {
+fn current_status(tx: &Connection, id: &str) -> Result<Option<ViolationStatus>, StoreError> {
     let status: Option<String> = tx
         .prepare_cached("SELECT status FROM violations WHERE id = ?1")?
         .query_row([id], |row| row.get(0))
@@ -170,7 +240,7 @@ fn current_status(tx: &Transaction<'_>, id: &str) -> Result<Option<ViolationStat
 }
 
 fn apply_opened(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     agent: &str,
     o: &Opened<'_>,
     at: &str,
@@ -259,7 +329,7 @@ fn apply_opened(
 }
 
 fn apply_resolved(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     agent: &str,
     path: &str,
     kind: Kind,
@@ -290,7 +360,7 @@ fn apply_resolved(
     )
 }
 
-fn apply_health(tx: &Transaction<'_>, agent: &str, health: &Health) -> Result<(), StoreError> {
+fn apply_health(tx: &Connection, agent: &str, health: &Health) -> Result<(), StoreError> {
     tx.prepare_cached("UPDATE agents SET health = ?2, version = ?3 WHERE id = ?1")?
         .execute((agent, serde_json::to_string(health)?, &health.version))?;
     Ok(())
@@ -299,7 +369,7 @@ fn apply_health(tx: &Transaction<'_>, agent: &str, health: &Health) -> Result<()
 /// Appends one status change to a violation's history.
 #[allow(clippy::too_many_arguments)] // One row's columns; a struct would only rename them.
 fn record(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     violation: &str,
     at: &str,
     agent: &str,
