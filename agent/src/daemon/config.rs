@@ -516,12 +516,14 @@ impl RawConfig {
             Some(s) => match s.get_ref().as_str() {
                 "complete" => WatchScope::Complete,
                 "interesting" => WatchScope::Interesting,
-                other => return Err((
-                    s.span(),
-                    format!(
+                other => {
+                    return Err((
+                        s.span(),
+                        format!(
                         "unknown `watch_scope` `{other}`: expected \"complete\" or \"interesting\""
                     ),
-                )),
+                    ))
+                }
             },
         };
         let socket = match &self.socket {
