@@ -1177,7 +1177,7 @@ fn systemd_hears_ready_once_watching_and_reloading_around_sighup() {
     let notify_path = world.etc.path("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut next = || {
+    let next = || {
         let mut buf = [0u8; 4096];
         let n = notify
             .recv(&mut buf)
