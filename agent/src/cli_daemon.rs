@@ -255,9 +255,9 @@ pub(crate) fn status(path: &Path) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let db = StateDb::open_read_only(dir)?;
-    let open = db.open_violations()?;
+    let open = db.open_violation_count()?;
     println!("files:      {}", db.file_count()?);
-    println!("violations: {} open", open.len());
+    println!("violations: {open} open");
     if config.local_only() {
         println!("outbox:     not used (local only)");
     } else {

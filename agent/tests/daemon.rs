@@ -1168,3 +1168,50 @@ fn warnings_through_the_socket_show_a_plain_user_only_their_files_and_root_every
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is not readable by you"), "{stderr}");
 }
+
+#[test]
+fn systemd_hears_ready_once_watching_and_reloading_around_sighup() {
+    use std::os::unix::net::UnixDatagram;
+    let world = World::new("sd-notify", |root| ledger(&root.join("srv"), None));
+    let config = world.config("local_only = true\nrescan_interval = \"1h\"\n");
+    let notify_path = world.etc.path("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(PATIENCE)).unwrap();
+    let next = || {
+        let mut buf = [0u8; 4096];
+        let n = notify
+            .recv(&mut buf)
+            .expect("a notification from the agent");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut agent = Agent::start(&config, &[("NOTIFY_SOCKET", &notify_path)]);
+    let ready = next();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=start-up scan"),
+        "{ready:?}"
+    );
+    // Ready means watching: the watcher is in place before the start-up scan.
+    assert!(
+        agent.log().contains("watching for changes"),
+        "{}",
+        agent.log()
+    );
+    let status = next();
+    assert!(
+        status.starts_with("STATUS=last scan 0 files in "),
+        "{status:?}"
+    );
+
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    let reloading = next();
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading:?}"
+    );
+    assert_eq!(next(), "READY=1\n");
+    // A reload rescans at once (roots or excludes may have changed).
+    let status = next();
+    assert!(status.starts_with("STATUS=last scan "), "{status:?}");
+    assert_eq!(agent.terminate().code(), Some(0));
+    assert_eq!(next(), "STOPPING=1\n");
+}

@@ -21,7 +21,7 @@
 //! # one it matches the whole path ("/home/*/.cache/**"). Default: none.
 //! exclude = [".git", "node_modules"]
 //! # Where the agent keeps its identity, the cached bundle and its SQLite state (mode 0700).
-//! state_dir = "/var/lib/infoledger-agent"
+//! state_dir = "/var/lib/infoledger/agent"
 //! # How often every watch root is walked again (`30s`, `15m`, `1h`, `1d`). Default 1h.
 //! rescan_interval = "1h"
 //! # How many events the outbox holds while the collector cannot be reached; at least 1000.
@@ -76,7 +76,7 @@ use crate::watch::WatchScope;
 /// Where `run` and `validate` look for the configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/infoledger/agent.toml";
 /// The state folder when the file names none.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/infoledger-agent";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/infoledger/agent";
 /// The smallest `outbox_limit` accepted: two full batches.
 pub const MIN_OUTBOX_LIMIT: u64 = 1000;
 /// `outbox_limit` when the file names none.

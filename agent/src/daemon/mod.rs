@@ -603,7 +603,7 @@ impl Daemon {
             let status = format!(
                 "last scan {} files in {ms} ms; {} open violations",
                 stats.files,
-                self.db.open_violations().map_or(0, |v| v.len())
+                self.db.open_violation_count().unwrap_or(0)
             );
             notify_systemd(&[sd_notify::NotifyState::Status(&status)]);
         }

@@ -331,17 +331,13 @@ fn answer(request: &Request, peer: u32, state_dir: &Path) -> Result<Vec<OpenViol
         }
         (me, _) => Some(me),
     };
-    let all = StateDb::open_read_only(state_dir)
-        .and_then(|db| db.open_violations())
+    let list = StateDb::open_read_only(state_dir)
+        .and_then(|db| db.open_violations_of(only))
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot read open violations for a warnings request");
             error("unavailable", "the agent cannot read its state right now")
         })?;
-    Ok(all
-        .into_iter()
-        .map(OpenViolation::from)
-        .filter(|v| only.is_none_or(|uid| v.owner_uid == uid))
-        .collect())
+    Ok(list.into_iter().map(OpenViolation::from).collect())
 }
 
 /// Why asking the running agent did not work.

@@ -739,14 +739,27 @@ impl StateDb {
         Ok(())
     }
 
+    /// How many violations are open on this host.
+    pub fn open_violation_count(&self) -> Result<u64, StateError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM findings", [], |r| r.get(0))?;
+        Ok(n.unsigned_abs())
+    }
+
     /// The open violations on this host, by path and kind.
     pub fn open_violations(&self) -> Result<Vec<OpenViolation>, StateError> {
+        self.open_violations_of(None)
+    }
+
+    /// The open violations on the files of `owner` (every one's with `None`), by path and kind.
+    pub fn open_violations_of(&self, owner: Option<u32>) -> Result<Vec<OpenViolation>, StateError> {
         let mut stmt = self.conn.prepare(
             "SELECT path, kind, severity, label, asset, department, rule, message, fix, owner,
                     opened_at
-             FROM findings ORDER BY path, kind",
+             FROM findings WHERE ?1 IS NULL OR owner = ?1 ORDER BY path, kind",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([owner.map(i64::from)], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, String>(1)?,

@@ -41,6 +41,8 @@ pub struct FsWatcher {
     running: Option<Running>,
     /// Not watching because the `interesting` scope has no bundle to take locations from yet.
     waiting_for_bundle: bool,
+    /// Watchers started so far.
+    started: u64,
 }
 
 impl FsWatcher {
@@ -121,6 +123,7 @@ impl ChangeSource for FsWatcher {
         );
         // The old watcher (if any) stops only now, with the new one in place.
         self.running = Some(Running { watcher, key });
+        self.started += 1;
         Ok(())
     }
 
@@ -164,9 +167,79 @@ fn forward(feed: &ChangeFeed, batch: ChangeBatch) -> Result<(), FeedClosed> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use std::path::Path;
     use std::sync::mpsc;
 
     use super::super::Input;
+    use infoledger_policies::Bundle;
+
+    fn bundle(locations: &[&Path]) -> Bundle {
+        let policy = "[[label]]\nname = \"internal\"\n[[label]]\nname = \"confidential\"\n[rules]\nunregistered_from = \"confidential\"\n";
+        let mut ledger = String::new();
+        for (i, l) in locations.iter().enumerate() {
+            ledger.push_str(&format!(
+                "[[asset]]\nid = \"A{i}\"\nname = \"a\"\ndepartment = \"d\"\nadministrator = \"x@example.com\"\nlabel = \"confidential\"\nlocations = [\"{}/**\"]\n",
+                l.display()
+            ));
+        }
+        Bundle::from_texts(policy, Path::new("p.toml"), &ledger, Path::new("l.toml"))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn a_watcher_restarts_only_when_what_it_watches_would_change() {
+        // Under the build folder, not /tmp: nothing there may look interesting by accident.
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/unit-tmp")
+            .join(format!("watching-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["acme/a", "acme/b", "globex/c", "other/d", "state"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let root = std::fs::canonicalize(&root).unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let feed = ChangeFeed { tx };
+        let one = bundle(&[&root.join("acme")]);
+        let two = bundle(&[&root.join("acme"), &root.join("globex")]);
+        let roots = [root.clone()];
+        let state = root.join("state");
+        let request = |bundle, scope| WatchRequest {
+            roots: &roots,
+            exclude: &[],
+            state_dir: &state,
+            bundle,
+            scope,
+        };
+        let (one, two) = (Some(&one), Some(&two));
+
+        let mut w = FsWatcher::new();
+        // Interesting scope: nothing until a bundle says what is interesting.
+        w.watch(&request(None, WatchScope::Interesting), feed.clone())
+            .unwrap();
+        assert_eq!((w.started, w.status()), (0, None));
+        w.watch(&request(one, WatchScope::Interesting), feed.clone())
+            .unwrap();
+        // The root, acme and its two folders.
+        assert_eq!(w.status().unwrap().watches, 4);
+        w.watch(&request(one, WatchScope::Interesting), feed.clone())
+            .unwrap();
+        assert_eq!(w.started, 1, "the same locations keep the watcher");
+        w.watch(&request(two, WatchScope::Interesting), feed.clone())
+            .unwrap();
+        assert_eq!((w.started, w.status().unwrap().watches), (2, 6));
+
+        // Complete scope: every folder but the state folder, whatever the bundle says.
+        let mut w = FsWatcher::new();
+        w.watch(&request(None, WatchScope::Complete), feed.clone())
+            .unwrap();
+        assert_eq!(w.status().unwrap().watches, 8);
+        w.watch(&request(one, WatchScope::Complete), feed.clone())
+            .unwrap();
+        w.watch(&request(two, WatchScope::Complete), feed).unwrap();
+        assert_eq!(w.started, 1);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn batches_become_paths_to_look_at_and_an_overflow_a_rescan() {
