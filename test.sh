@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: the workspace's tests (unit, integration, end to end, browser), then, as root
+# Runs every test (all of them, also after a failure): the workspace's tests (unit, integration, end to end, browser), then, as root
 # on a Debian-like machine, the package install test (packaging/test-install.sh), which installs
 # the .deb packages on this machine and removes them again. Prints a closing total.
 #
@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --all-targets 2>&1 | tee "$log"
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
