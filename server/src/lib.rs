@@ -2,12 +2,14 @@
 //!
 //! The storage layer ([`store`]); the HTTP API ([`api`]): agent-facing (enrollment, signed
 //! ingest) and for people ([`api::manager`]: violations, decisions, exports, figures, agents, the
-//! audit trail); service levels per severity ([`sla`]); and the `infoledger-server` command line
-//! ([`cli`]) with its configuration ([`config`]) and server key file ([`keyfile`]).
+//! audit trail); the web dashboard for information managers ([`dashboard`]); service levels
+//! per severity ([`sla`]); and the `infoledger-server` command line ([`cli`]) with its
+//! configuration ([`config`]) and server key file ([`keyfile`]).
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod keyfile;
 pub mod rules;
 pub mod sla;

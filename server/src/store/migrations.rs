@@ -203,6 +203,33 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX drift_by_department ON drift (department, status);
     "#,
+    // 6: dashboard sign-in sessions, and covering indexes for the dashboard's aggregates (trend,
+    // remediation by month, escalated violations, open violations per asset), so that none of
+    // them reads table rows for more than the rows it shows.
+    r#"
+    -- A signed-in browser: the cookie holds a random secret, the row only its hash. The session
+    -- acts as its API token, which must still be valid on every request.
+    CREATE TABLE dashboard_sessions (
+        secret_hash  TEXT PRIMARY KEY,           -- wire::signing::hash_secret of the cookie value
+        token_id     TEXT NOT NULL REFERENCES api_tokens(id),
+        csrf         TEXT NOT NULL,              -- the forms' anti-forgery token
+        created_at   TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX dashboard_sessions_by_last_seen ON dashboard_sessions (last_seen_at);
+    CREATE INDEX dashboard_sessions_by_token ON dashboard_sessions (token_id);
+
+    -- Violations opened, and resolved, per day or month, severity and department.
+    CREATE INDEX violations_opened_trend ON violations (opened_at, department, severity);
+    CREATE INDEX violations_resolved_trend ON violations (resolved_at, department, severity, opened_at)
+        WHERE resolved_at IS NOT NULL;
+    -- Unresolved violations that outlived their SLA, newest escalation first.
+    CREATE INDEX violations_escalated ON violations (escalated_at, opened_at, department)
+        WHERE escalated_at IS NOT NULL AND status IN ('open', 'acknowledged');
+    -- Unresolved violations per asset.
+    CREATE INDEX violations_unresolved_by_asset ON violations (asset, department)
+        WHERE status IN ('open', 'acknowledged');
+    "#,
 ];
 
 /// Brings the database up to the newest schema; a no-op when it already is.

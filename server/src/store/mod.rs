@@ -21,7 +21,9 @@ mod ingest;
 mod migrations;
 pub mod model;
 pub mod notify;
+pub mod overview;
 mod query;
+pub mod sessions;
 pub mod stats;
 pub mod tokens;
 
@@ -33,6 +35,7 @@ pub use model::{
     ViolationStatus,
 };
 pub use stats::{DepartmentRemediation, SeverityCounts};
+pub use sessions::{NewSession, Session, SessionLimits};
 pub use tokens::{ApiToken, Caller, IssuedToken, NewApiToken, Role};
 
 use chrono::{DateTime, SecondsFormat, Utc};
