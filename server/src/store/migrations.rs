@@ -223,11 +223,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX violations_opened_trend ON violations (opened_at, department, severity);
     CREATE INDEX violations_resolved_trend ON violations (resolved_at, department, severity, opened_at)
         WHERE resolved_at IS NOT NULL;
-    -- Unresolved violations that outlived their SLA, newest escalation first.
-    CREATE INDEX violations_escalated ON violations (escalated_at, opened_at, department)
+    -- Unresolved violations that outlived their SLA, newest escalation first. `status` is a
+    -- column too, although the condition fixes it: SQLite reads only an index's columns, not its
+    -- condition, when it decides whether the index covers a query.
+    CREATE INDEX violations_escalated ON violations (escalated_at, opened_at, department, status)
         WHERE escalated_at IS NOT NULL AND status IN ('open', 'acknowledged');
     -- Unresolved violations per asset.
-    CREATE INDEX violations_unresolved_by_asset ON violations (asset, department)
+    CREATE INDEX violations_unresolved_by_asset ON violations (asset, department, status)
         WHERE status IN ('open', 'acknowledged');
     "#,
 ];

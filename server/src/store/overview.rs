@@ -104,9 +104,127 @@ fn add(counts: &mut SeverityCounts, severity: Severity, n: i64) {
     *slot = slot.saturating_add_signed(n);
 }
 
-/// The status condition of violations that count as unresolved in the escalation index.
-const ESCALATED: &str = "status IN ('open', 'acknowledged') AND escalated_at IS NOT NULL
-     AND escalated_at >= opened_at";
+/// The statements, one function each so that tests can check every query plan. Each names its
+/// index (`INDEXED BY`): without statistics the planner may prefer a narrower index that is not
+/// covering, and reading a million table rows is what these indexes exist to avoid; a statement
+/// whose index cannot serve it fails instead of scanning.
+mod sql {
+    use super::in_scope;
+
+    /// Unresolved violations in their current open period past its SLA (an escalation older
+    /// than `opened_at` belongs to an earlier period); the escalation index's condition.
+    const ESCALATED: &str = "status IN ('open', 'acknowledged') AND escalated_at IS NOT NULL
+         AND escalated_at >= opened_at";
+
+    /// ?1 scope.
+    pub(super) fn unresolved_now() -> String {
+        format!(
+            "SELECT severity, count(*) FROM violations INDEXED BY violations_by_status
+             WHERE status IN ('open', 'acknowledged', 'excepted') AND {}
+             GROUP BY severity",
+            in_scope(1)
+        )
+    }
+
+    /// `column` is `opened_at` or `resolved_at`. ?1 since, ?2 scope.
+    pub(super) fn per_day(column: &str) -> String {
+        let index = if column == "opened_at" {
+            "violations_opened_trend"
+        } else {
+            "violations_resolved_trend"
+        };
+        format!(
+            "SELECT substr({column}, 1, 10), severity, count(*) FROM violations INDEXED BY {index}
+             WHERE {column} >= ?1 AND {}
+             GROUP BY 1, 2",
+            in_scope(2)
+        )
+    }
+
+    /// ?1 scope.
+    pub(super) fn escalated_count() -> String {
+        format!(
+            "SELECT count(*) FROM violations INDEXED BY violations_escalated WHERE {ESCALATED} AND {}",
+            in_scope(1)
+        )
+    }
+
+    /// ?1 scope, ?2 limit.
+    pub(super) fn escalated_newest() -> String {
+        format!(
+            "SELECT id FROM violations INDEXED BY violations_escalated WHERE {ESCALATED} AND {}
+             ORDER BY escalated_at DESC LIMIT ?2",
+            in_scope(1)
+        )
+    }
+
+    /// ?1 scope.
+    pub(super) fn escalated_by_department() -> String {
+        format!(
+            "SELECT department, count(*) FROM violations INDEXED BY violations_escalated
+             WHERE {ESCALATED} AND {}
+             GROUP BY department",
+            in_scope(1)
+        )
+    }
+
+    /// ?1 scope, ?2 limit (-1: none).
+    pub(super) fn unresolved_by_asset() -> String {
+        format!(
+            "SELECT asset, max(department), count(*) AS n
+             FROM violations INDEXED BY violations_unresolved_by_asset
+             WHERE status IN ('open', 'acknowledged') AND asset IS NOT NULL AND {}
+             GROUP BY asset ORDER BY n DESC, asset LIMIT ?2",
+            in_scope(1)
+        )
+    }
+
+    /// ?1 since, ?2 scope.
+    pub(super) fn opened_per_month() -> String {
+        format!(
+            "SELECT department, substr(opened_at, 1, 7), count(*)
+             FROM violations INDEXED BY violations_opened_trend
+             WHERE opened_at >= ?1 AND {} GROUP BY 1, 2",
+            in_scope(2)
+        )
+    }
+
+    /// ?1 since, ?2 scope, ?3..=?7 the SLA in seconds of critical, high, medium, low, info.
+    pub(super) fn resolved_per_month() -> String {
+        format!(
+            "SELECT department, month, count(*), count(sla),
+                    coalesce(sum(sla IS NOT NULL AND secs <= sla), 0)
+             FROM (
+                 SELECT department, substr(resolved_at, 1, 7) AS month,
+                        unixepoch(resolved_at, 'subsec') - unixepoch(opened_at, 'subsec')
+                            AS secs,
+                        CASE severity WHEN 'critical' THEN ?3 WHEN 'high' THEN ?4
+                                      WHEN 'medium' THEN ?5 WHEN 'low' THEN ?6
+                                      WHEN 'info' THEN ?7 END AS sla
+                 FROM violations INDEXED BY violations_resolved_trend
+                 WHERE resolved_at >= ?1 AND {}
+             )
+             GROUP BY 1, 2",
+            in_scope(2)
+        )
+    }
+
+    /// Every statement, for the query-plan test.
+    #[cfg(test)]
+    pub(super) fn all() -> Vec<(&'static str, String)> {
+        vec![
+            ("unresolved_now", unresolved_now()),
+            ("opened_per_day", per_day("opened_at")),
+            ("resolved_per_day", per_day("resolved_at")),
+            ("escalated_count", escalated_count()),
+            ("escalated_newest", escalated_newest()),
+            ("escalated_by_department", escalated_by_department()),
+            ("unresolved_by_asset", unresolved_by_asset()),
+            ("opened_per_month", opened_per_month()),
+            ("resolved_per_month", resolved_per_month()),
+        ]
+    }
+}
 
 impl Store {
     /// Unresolved violations (any status but `resolved`) at the end of each day from `first` to
@@ -123,12 +241,7 @@ impl Store {
         let tx = reader.unchecked_transaction()?;
         let mut current = SeverityCounts::default();
         {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT severity, count(*) FROM violations
-                 WHERE status IN ('open', 'acknowledged', 'excepted') AND {}
-                 GROUP BY severity",
-                in_scope(1)
-            ))?;
+            let mut stmt = tx.prepare_cached(&sql::unresolved_now())?;
             let rows = stmt.query_map([&scope], |row| Ok((row.get(0)?, row.get(1)?)))?;
             for row in rows {
                 let (name, n): (String, i64) = row?;
@@ -138,12 +251,7 @@ impl Store {
         // Per day: violations opened on it (+) and resolved on it (-), from `first` on.
         let mut changes: BTreeMap<NaiveDate, Vec<(Severity, i64)>> = BTreeMap::new();
         for (column, sign) in [("opened_at", 1), ("resolved_at", -1)] {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT substr({column}, 1, 10), severity, count(*) FROM violations
-                 WHERE {column} >= ?1 AND {}
-                 GROUP BY 1, 2",
-                in_scope(2)
-            ))?;
+            let mut stmt = tx.prepare_cached(&sql::per_day(column))?;
             let rows = stmt.query_map((&start, &scope), |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })?;
@@ -200,17 +308,10 @@ impl Store {
         let reader = self.reader();
         let tx = reader.unchecked_transaction()?;
         let total: i64 = tx
-            .prepare_cached(&format!(
-                "SELECT count(*) FROM violations WHERE {ESCALATED} AND {}",
-                in_scope(1)
-            ))?
+            .prepare_cached(&sql::escalated_count())?
             .query_row([&scope], |row| row.get(0))?;
         let ids: Vec<String> = tx
-            .prepare_cached(&format!(
-                "SELECT id FROM violations WHERE {ESCALATED} AND {}
-                 ORDER BY escalated_at DESC LIMIT ?2",
-                in_scope(1)
-            ))?
+            .prepare_cached(&sql::escalated_newest())?
             .query_map((&scope, limit), |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         let mut violations = Vec::with_capacity(ids.len());
@@ -228,11 +329,7 @@ impl Store {
         departments: Option<&[String]>,
     ) -> Result<BTreeMap<Option<String>, u64>, StoreError> {
         let reader = self.reader();
-        let mut stmt = reader.prepare_cached(&format!(
-            "SELECT department, count(*) FROM violations WHERE {ESCALATED} AND {}
-             GROUP BY department",
-            in_scope(1)
-        ))?;
+        let mut stmt = reader.prepare_cached(&sql::escalated_by_department())?;
         let rows = stmt.query_map([scope(departments)?], |row| {
             Ok((row.get::<_, Option<String>>(0)?, row.get::<_, i64>(1)?))
         })?;
@@ -252,12 +349,7 @@ impl Store {
         departments: Option<&[String]>,
     ) -> Result<Vec<AssetCount>, StoreError> {
         let reader = self.reader();
-        let mut stmt = reader.prepare_cached(&format!(
-            "SELECT asset, max(department), count(*) AS n FROM violations
-             WHERE status IN ('open', 'acknowledged') AND asset IS NOT NULL AND {}
-             GROUP BY asset ORDER BY n DESC, asset LIMIT ?2",
-            in_scope(1)
-        ))?;
+        let mut stmt = reader.prepare_cached(&sql::unresolved_by_asset())?;
         let limit = limit.map_or(-1, i64::from);
         let rows = stmt.query_map((scope(departments)?, limit), |row| {
             Ok(AssetCount {
@@ -287,11 +379,7 @@ impl Store {
         let tx = reader.unchecked_transaction()?;
         let mut opened: Vec<(Option<String>, String, i64)> = Vec::new();
         {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT department, substr(opened_at, 1, 7), count(*) FROM violations
-                 WHERE opened_at >= ?1 AND {} GROUP BY 1, 2",
-                in_scope(2)
-            ))?;
+            let mut stmt = tx.prepare_cached(&sql::opened_per_month())?;
             let rows = stmt.query_map((&since, &scope), |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })?;
@@ -301,21 +389,7 @@ impl Store {
         }
         let mut resolved: Vec<(Option<String>, String, i64, i64, i64)> = Vec::new();
         {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT department, month, count(*), count(sla),
-                        coalesce(sum(sla IS NOT NULL AND secs <= sla), 0)
-                 FROM (
-                     SELECT department, substr(resolved_at, 1, 7) AS month,
-                            unixepoch(resolved_at, 'subsec') - unixepoch(opened_at, 'subsec')
-                                AS secs,
-                            CASE severity WHEN 'critical' THEN ?3 WHEN 'high' THEN ?4
-                                          WHEN 'medium' THEN ?5 WHEN 'low' THEN ?6
-                                          WHEN 'info' THEN ?7 END AS sla
-                     FROM violations WHERE resolved_at >= ?1 AND {}
-                 )
-                 GROUP BY 1, 2",
-                in_scope(2)
-            ))?;
+            let mut stmt = tx.prepare_cached(&sql::resolved_per_month())?;
             let params = [
                 Value::Text(since.clone()),
                 scope.clone(),
@@ -408,4 +482,235 @@ fn month_entry(
             resolved_with_sla: 0,
             resolved_within_sla: 0,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Event, EventBody, NewAgent};
+    use chrono::TimeDelta;
+    use infoledger_policies::Kind;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    /// A store with one agent whose events are numbered as they are sent.
+    struct Seeded {
+        _dir: tempfile::TempDir,
+        store: Store,
+        seq: u64,
+    }
+
+    impl Seeded {
+        fn new() -> Seeded {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("o.db")).unwrap();
+            store
+                .add_agent(&NewAgent {
+                    id: "a1".into(),
+                    hostname: "h1".into(),
+                    secret_hash: "x".into(),
+                    enrolled_at: at("2026-01-01T00:00:00Z"),
+                })
+                .unwrap();
+            Seeded {
+                _dir: dir,
+                store,
+                seq: 0,
+            }
+        }
+
+        fn send(&mut self, when: &str, body: EventBody) {
+            self.seq += 1;
+            let event = Event {
+                seq: self.seq,
+                at: at(when),
+                body,
+            };
+            assert_eq!(self.store.ingest("a1", &[event]).unwrap(), self.seq);
+        }
+
+        fn open(&mut self, when: &str, path: &str, severity: Severity, department: &str) {
+            self.send(
+                when,
+                EventBody::ViolationOpened {
+                    path: path.into(),
+                    kind: Kind::Misplaced,
+                    severity,
+                    label: Some("confidential".into()),
+                    asset: Some(format!("{department}-ASSET")),
+                    department: Some(department.into()),
+                    rule: None,
+                    message: "m".into(),
+                    fix: "f".into(),
+                    host: "h1".into(),
+                },
+            );
+        }
+
+        fn resolve(&mut self, when: &str, path: &str) {
+            self.send(
+                when,
+                EventBody::ViolationResolved {
+                    path: path.into(),
+                    kind: Kind::Misplaced,
+                },
+            );
+        }
+    }
+
+    fn counts(point: &TrendPoint) -> [u64; 5] {
+        let u = point.unresolved;
+        [u.critical, u.high, u.medium, u.low, u.info]
+    }
+
+    #[test]
+    fn the_trend_counts_what_was_unresolved_at_the_end_of_each_day() {
+        let mut s = Seeded::new();
+        s.open("2026-02-20T10:00:00Z", "/old-medium", Severity::Medium, "HR");
+        s.open("2026-02-20T11:00:00Z", "/old-critical", Severity::Critical, "HR");
+        s.open("2026-03-01T09:00:00Z", "/a", Severity::High, "HR");
+        s.open("2026-03-01T10:00:00Z", "/b", Severity::Low, "IT");
+        s.resolve("2026-03-02T08:00:00Z", "/a");
+        s.resolve("2026-03-02T09:00:00Z", "/old-critical");
+        s.open("2026-03-02T12:00:00Z", "/c", Severity::High, "HR");
+        let first = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let now = at("2026-03-03T12:00:00Z");
+        let points = s.store.unresolved_trend(first, now, None).unwrap();
+        let days: Vec<String> = points.iter().map(|p| p.day.to_string()).collect();
+        assert_eq!(days, ["2026-03-01", "2026-03-02", "2026-03-03"]);
+        let values: Vec<[u64; 5]> = points.iter().map(counts).collect();
+        assert_eq!(
+            values,
+            [[1, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 0]]
+        );
+        let scoped = s
+            .store
+            .unresolved_trend(first, now, Some(&["IT".to_owned()]))
+            .unwrap();
+        let values: Vec<[u64; 5]> = scoped.iter().map(counts).collect();
+        assert_eq!(values, [[0, 0, 0, 1, 0]; 3]);
+    }
+
+    #[test]
+    fn escalations_assets_and_months_are_counted_within_scope() {
+        let mut s = Seeded::new();
+        s.open("2026-01-10T00:00:00Z", "/hr1", Severity::High, "HR");
+        s.open("2026-01-11T00:00:00Z", "/hr2", Severity::High, "HR");
+        s.open("2026-02-01T00:00:00Z", "/it1", Severity::Critical, "IT");
+        s.open("2026-02-27T00:00:00Z", "/hr3", Severity::Low, "HR");
+        // /it1 resolved after 12 h (within critical's 24 h), /hr1 after 20 days (outside 72 h).
+        s.resolve("2026-02-01T12:00:00Z", "/it1");
+        s.resolve("2026-01-30T00:00:00Z", "/hr1");
+        let now = at("2026-03-01T00:00:00Z");
+        let slas = Slas::default();
+        s.store.escalate(now, &slas).unwrap();
+
+        let (total, newest) = s.store.escalated(10, None).unwrap();
+        assert_eq!(total, 1);
+        assert_eq!(newest.iter().map(|v| v.path.as_str()).collect::<Vec<_>>(), ["/hr2"]);
+        assert_eq!(s.store.escalated(10, Some(&["IT".to_owned()])).unwrap().0, 0);
+        let by_department = s.store.escalated_by_department(None).unwrap();
+        assert_eq!(by_department.get(&Some("HR".to_owned())), Some(&1));
+
+        let assets = s.store.unresolved_by_asset(None, None).unwrap();
+        assert_eq!(
+            assets,
+            [AssetCount {
+                asset: "HR-ASSET".into(),
+                department: Some("HR".into()),
+                unresolved: 2
+            }]
+        );
+        assert!(s
+            .store
+            .unresolved_by_asset(Some(5), Some(&["IT".to_owned()]))
+            .unwrap()
+            .is_empty());
+
+        let months = s
+            .store
+            .monthly_remediation(now - TimeDelta::days(365), &slas, None)
+            .unwrap();
+        let rows: Vec<(Option<&str>, &str, u64, u64, u64, u64)> = months
+            .iter()
+            .map(|m| {
+                (
+                    m.department.as_deref(),
+                    m.month.as_str(),
+                    m.opened,
+                    m.resolved,
+                    m.resolved_with_sla,
+                    m.resolved_within_sla,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Some("HR"), "2026-01", 2, 1, 1, 0),
+                (Some("HR"), "2026-02", 1, 0, 0, 0),
+                (Some("IT"), "2026-02", 1, 1, 1, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn footprints_and_the_audit_head_are_read_back() {
+        let mut s = Seeded::new();
+        assert_eq!(s.store.audit_head_id().unwrap(), None);
+        s.send(
+            "2026-03-01T00:00:00Z",
+            EventBody::Footprint(infoledger_policies::wire::events::Footprint {
+                host: "h1".into(),
+                roots: vec!["/srv".into()],
+                assets: vec![infoledger_policies::wire::events::AssetFootprint {
+                    asset: "HR-ASSET".into(),
+                    files: 3,
+                }],
+            }),
+        );
+        let footprints = s.store.footprints().unwrap();
+        assert_eq!(footprints.len(), 1);
+        assert_eq!(footprints[0].assets.get("HR-ASSET"), Some(&3));
+        s.store.revoke_agent("a1", at("2026-03-02T00:00:00Z")).unwrap();
+        assert!(s.store.footprints().unwrap().is_empty());
+        assert_eq!(s.store.audit_head_id().unwrap(), Some(1));
+    }
+
+    /// Every aggregate reads an index that covers it (the escalation list reads rows only for
+    /// the ones it shows), never the table, whatever the scope.
+    #[test]
+    fn every_query_reads_its_index() {
+        let s = Seeded::new();
+        let reader = s.store.reader();
+        let expected = [
+            ("unresolved_now", "COVERING INDEX violations_by_status"),
+            ("opened_per_day", "COVERING INDEX violations_opened_trend"),
+            ("resolved_per_day", "COVERING INDEX violations_resolved_trend"),
+            ("escalated_count", "COVERING INDEX violations_escalated"),
+            ("escalated_newest", "INDEX violations_escalated"),
+            ("escalated_by_department", "COVERING INDEX violations_escalated"),
+            ("unresolved_by_asset", "COVERING INDEX violations_unresolved_by_asset"),
+            ("opened_per_month", "COVERING INDEX violations_opened_trend"),
+            ("resolved_per_month", "COVERING INDEX violations_resolved_trend"),
+        ];
+        for ((name, sql), (expected_name, index)) in sql::all().into_iter().zip(expected) {
+            assert_eq!(name, expected_name);
+            let mut stmt = reader.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![Value::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |row| row.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let on_violations: Vec<&String> =
+                plan.iter().filter(|line| line.contains("violations")).collect();
+            assert!(!on_violations.is_empty(), "{name}: {plan:?}");
+            for line in on_violations {
+                assert!(line.contains(index), "{name} does not use {index}: {plan:?}");
+            }
+        }
+    }
 }
