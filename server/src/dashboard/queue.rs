@@ -351,10 +351,12 @@ pub(crate) async fn acknowledge(
         )));
     }
     let fields = &posted.fields;
-    // The queue to go back to: the selection re-read, so nothing but queue parameters survive.
-    let back = QueueQuery::parse(&Fields::from_query(fields.raw("back")))
-        .map(|q| q.query())
-        .unwrap_or_default();
+    // The queue to go back to, from its first page: the selection re-read, so nothing but
+    // queue parameters survive, and a selection that does not read is the default queue.
+    let back = Fields::from_query(fields.raw("back")).without(&["cursor"]);
+    let back = QueueQuery::parse(&back)
+        .or_else(|_| QueueQuery::parse(&Fields::default()))?
+        .query();
     let ids: Vec<String> = fields.all("id").into_iter().map(str::to_owned).collect();
     if ids.len() > MAX_BULK {
         return Err(PageError::BadRequest(format!(

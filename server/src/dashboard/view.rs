@@ -144,6 +144,17 @@ impl Fields {
             .collect()
     }
 
+    /// The same fields without those named.
+    pub(crate) fn without(&self, names: &[&str]) -> Fields {
+        Fields(
+            self.0
+                .iter()
+                .filter(|(n, _)| !names.contains(&n.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// Whether `name` was sent at all.
     pub(crate) fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n == name)
