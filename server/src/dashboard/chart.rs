@@ -32,6 +32,9 @@ pub(crate) struct Tick {
     pub(crate) at: String,
     /// What it says.
     pub(crate) label: String,
+    /// How the label aligns with its position (`start`, `middle`, `end`), so the first and
+    /// last dates stay inside the drawing.
+    pub(crate) anchor: &'static str,
 }
 
 /// The whole chart.
@@ -129,9 +132,11 @@ pub(crate) fn trend(points: &[TrendPoint]) -> TrendChart {
         .map(|k| Tick {
             at: coordinate(y(k * step)),
             label: (k * step).to_string(),
+            anchor: "end",
         })
         .collect();
-    let mut x_indexes = vec![0, points.len() / 2, points.len().saturating_sub(1)];
+    let last = points.len().saturating_sub(1);
+    let mut x_indexes = vec![0, points.len() / 2, last];
     x_indexes.dedup();
     let x_ticks = x_indexes
         .into_iter()
@@ -139,6 +144,12 @@ pub(crate) fn trend(points: &[TrendPoint]) -> TrendChart {
             points.get(i).map(|p| Tick {
                 at: coordinate(x(i)),
                 label: p.day.format("%b %d").to_string(),
+                anchor: match i {
+                    _ if points.len() == 1 => "middle",
+                    0 => "start",
+                    i if i == last => "end",
+                    _ => "middle",
+                },
             })
         })
         .collect();
@@ -195,6 +206,8 @@ mod tests {
         assert_eq!(high.last, 14);
         let labels: Vec<&str> = chart.x_ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["Mar 01", "Mar 02", "Mar 03"]);
+        let anchors: Vec<&str> = chart.x_ticks.iter().map(|t| t.anchor).collect();
+        assert_eq!(anchors, ["start", "middle", "end"]);
         assert_eq!(chart.series.len(), 5);
         assert_eq!(chart.series[0].severity, "critical");
     }
