@@ -74,18 +74,30 @@ fn generate(path: &Path, count: u64, now: DateTime<Utc>) -> Store {
     let store = Store::open(path).unwrap();
     let conn = rusqlite::Connection::open(path).unwrap();
     let held: u64 = conn
-        .query_row("SELECT count(*) FROM violations", [], |r| r.get::<_, i64>(0))
+        .query_row("SELECT count(*) FROM violations", [], |r| {
+            r.get::<_, i64>(0)
+        })
         .unwrap()
         .unsigned_abs();
     if held == count {
         return store;
     }
-    assert_eq!(held, 0, "{} holds {held} violations, not {count}: delete it", path.display());
+    assert_eq!(
+        held,
+        0,
+        "{} holds {held} violations, not {count}: delete it",
+        path.display()
+    );
     eprintln!("generating {count} violations in {} …", path.display());
     let started = Instant::now();
-    store.import_policy("policy.toml", EXAMPLE_POLICY, "bench", now).unwrap();
-    store.import_ledger("ledger.toml", &ledger_toml(), "bench", now).unwrap();
-    conn.execute_batch("PRAGMA synchronous = OFF; BEGIN;").unwrap();
+    store
+        .import_policy("policy.toml", EXAMPLE_POLICY, "bench", now)
+        .unwrap();
+    store
+        .import_ledger("ledger.toml", &ledger_toml(), "bench", now)
+        .unwrap();
+    conn.execute_batch("PRAGMA synchronous = OFF; BEGIN;")
+        .unwrap();
     for a in 0..AGENTS {
         let health = format!(
             r#"{{"version":"0.1.0","queue_depth":{},"watch_limit_reached":{},"files":{}}}"#,
@@ -109,7 +121,11 @@ fn generate(path: &Path, count: u64, now: DateTime<Utc>) -> Store {
         let assets: String = (0..10)
             .map(|k| {
                 let d = (a + k) % DEPARTMENTS;
-                format!("\"ASSET-{d:02}-{}\":{}", k % ASSETS_PER_DEPARTMENT, 10 + a * k)
+                format!(
+                    "\"ASSET-{d:02}-{}\":{}",
+                    k % ASSETS_PER_DEPARTMENT,
+                    10 + a * k
+                )
             })
             .collect::<Vec<_>>()
             .join(",");
@@ -135,7 +151,10 @@ fn generate(path: &Path, count: u64, now: DateTime<Utc>) -> Store {
         )
         .unwrap();
     let mut rng = Lcg(42);
-    let words = ["report", "export", "payroll", "roadmap", "contract", "budget", "minutes", "plan", "draft", "scan"];
+    let words = [
+        "report", "export", "payroll", "roadmap", "contract", "budget", "minutes", "plan", "draft",
+        "scan",
+    ];
     for i in 0..count {
         let agent = rng.next(AGENTS);
         let d = rng.next(DEPARTMENTS);
@@ -165,8 +184,9 @@ fn generate(path: &Path, count: u64, now: DateTime<Utc>) -> Store {
             (None, 7..=8) => "acknowledged",
             (None, _) => "excepted",
         };
-        let escalated = (matches!(status, "open" | "acknowledged") && now - opened > Duration::days(3))
-            .then(|| stamp(opened + Duration::days(3)));
+        let escalated = (matches!(status, "open" | "acknowledged")
+            && now - opened > Duration::days(3))
+        .then(|| stamp(opened + Duration::days(3)));
         let (asset, dept) = if unregistered {
             (None, None)
         } else {
@@ -220,7 +240,11 @@ fn main() -> ExitCode {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-dashboard");
     std::fs::create_dir_all(&dir).unwrap();
     let now = Utc::now();
-    let store = Arc::new(generate(&dir.join(format!("collector-{count}.db")), count, now));
+    let store = Arc::new(generate(
+        &dir.join(format!("collector-{count}.db")),
+        count,
+        now,
+    ));
     let state = AppState::new(
         Arc::clone(&store),
         ServerKey::from_bytes(&[3; 32]).unwrap(),
@@ -292,7 +316,16 @@ fn main() -> ExitCode {
                 let (status, bytes) = runtime.block_on(async {
                     let response = app.clone().oneshot(request).await.unwrap();
                     let status = response.status();
-                    (status, response.into_body().collect().await.unwrap().to_bytes().len())
+                    (
+                        status,
+                        response
+                            .into_body()
+                            .collect()
+                            .await
+                            .unwrap()
+                            .to_bytes()
+                            .len(),
+                    )
                 });
                 let elapsed = started.elapsed().as_secs_f64() * 1000.0;
                 // The audit log is for admins; every other page answers both.

@@ -570,14 +570,14 @@ impl RawDashboard {
                 .ok()
                 .filter(|t| *t <= 100)
                 .ok_or_else(|| {
-                    (
-                        target.span(),
-                        format!(
-                            "`dashboard.maturity_target` is {}, it must be between 0 and 100",
-                            target.get_ref()
-                        ),
-                    )
-                })?;
+                (
+                    target.span(),
+                    format!(
+                        "`dashboard.maturity_target` is {}, it must be between 0 and 100",
+                        target.get_ref()
+                    ),
+                )
+            })?;
         }
         Ok(settings)
     }

@@ -119,7 +119,11 @@ impl Harness {
             .import_ledger("ledger.toml", EXAMPLE_LEDGER, "cli", now)
             .unwrap();
         // a3 enrolled and never delivered anything: stale.
-        for (id, host) in [("a1", XSS_HOST), ("a2", "build-2.example"), ("a3", "idle.example")] {
+        for (id, host) in [
+            ("a1", XSS_HOST),
+            ("a2", "build-2.example"),
+            ("a3", "idle.example"),
+        ] {
             self.store
                 .add_agent(&NewAgent {
                     id: id.into(),
@@ -129,13 +133,51 @@ impl Harness {
                 })
                 .unwrap();
         }
-        let seeds: [(&str, &str, Kind, Severity, Option<(&str, &str)>); 6] = [
-            ("a1", XSS_PATH, Kind::Misplaced, Severity::Critical, Some(("ACME-2026", FINANCE))),
-            ("a1", "/srv/finance/acme/plan.xlsx", Kind::Unencrypted, Severity::High, Some(("ACME-2026", FINANCE))),
-            ("a2", "/srv/finance/acme/forecast.xlsx", Kind::Unencrypted, Severity::High, Some(("ACME-2026", FINANCE))),
-            ("a2", "/srv/hr/personnel.xlsx", Kind::Overexposed, Severity::Medium, Some(("HR-PERSONNEL", HR))),
-            ("a2", "/srv/rd/roadmap.pptx", Kind::Unencrypted, Severity::Low, Some(("RD-ROADMAP", RD))),
-            ("a1", "/tmp/shadow.docx", Kind::Unregistered, Severity::Medium, None),
+        // Agent, path, kind, severity, (asset, department).
+        type SeedRow<'a> = (&'a str, &'a str, Kind, Severity, Option<(&'a str, &'a str)>);
+        let seeds: [SeedRow<'_>; 6] = [
+            (
+                "a1",
+                XSS_PATH,
+                Kind::Misplaced,
+                Severity::Critical,
+                Some(("ACME-2026", FINANCE)),
+            ),
+            (
+                "a1",
+                "/srv/finance/acme/plan.xlsx",
+                Kind::Unencrypted,
+                Severity::High,
+                Some(("ACME-2026", FINANCE)),
+            ),
+            (
+                "a2",
+                "/srv/finance/acme/forecast.xlsx",
+                Kind::Unencrypted,
+                Severity::High,
+                Some(("ACME-2026", FINANCE)),
+            ),
+            (
+                "a2",
+                "/srv/hr/personnel.xlsx",
+                Kind::Overexposed,
+                Severity::Medium,
+                Some(("HR-PERSONNEL", HR)),
+            ),
+            (
+                "a2",
+                "/srv/rd/roadmap.pptx",
+                Kind::Unencrypted,
+                Severity::Low,
+                Some(("RD-ROADMAP", RD)),
+            ),
+            (
+                "a1",
+                "/tmp/shadow.docx",
+                Kind::Unregistered,
+                Severity::Medium,
+                None,
+            ),
         ];
         let mut seqs = std::collections::HashMap::new();
         for (i, (agent, path, kind, severity, asset)) in seeds.into_iter().enumerate() {
@@ -154,7 +196,12 @@ impl Harness {
                     rule: Some("rules.forbidden: **/Downloads/**".into()),
                     message: format!("{path} is {kind}"),
                     fix: "move it to <its> asset's location".into(),
-                    host: if agent == "a1" { XSS_HOST } else { "build-2.example" }.into(),
+                    host: if agent == "a1" {
+                        XSS_HOST
+                    } else {
+                        "build-2.example"
+                    }
+                    .into(),
                 },
             };
             self.store.ingest(agent, &[event]).unwrap();
@@ -199,8 +246,8 @@ impl Harness {
     }
 
     async fn post(&self, path: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> Answer {
-        let mut request = Request::post(path)
-            .header("content-type", "application/x-www-form-urlencoded");
+        let mut request =
+            Request::post(path).header("content-type", "application/x-www-form-urlencoded");
         if let Some(c) = cookie {
             request = request.header("cookie", c);
         }
@@ -284,11 +331,18 @@ async fn signing_in_sets_a_strict_http_only_session_that_signing_out_ends() {
 
     // A wrong token: the form again, with the reason, and no session.
     let refused = h
-        .post("/login", Some(&pair), &[("csrf", &nonce), ("token", "ilt_wrong")])
+        .post(
+            "/login",
+            Some(&pair),
+            &[("csrf", &nonce), ("token", "ilt_wrong")],
+        )
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert!(refused.body.contains("unknown, expired or revoked"));
-    assert!(refused.cookies().iter().all(|c| !c.starts_with("infoledger_session=")));
+    assert!(refused
+        .cookies()
+        .iter()
+        .all(|c| !c.starts_with("infoledger_session=")));
 
     let answer = h
         .post(
@@ -314,17 +368,27 @@ async fn signing_in_sets_a_strict_http_only_session_that_signing_out_ends() {
     };
     let home = h.get("/", Some(&browser)).await;
     assert_eq!(home.status, StatusCode::OK);
-    assert!(home.body.contains("alice · admin · all departments"), "{}", home.body);
+    assert!(
+        home.body.contains("alice · admin · all departments"),
+        "{}",
+        home.body
+    );
     let browser = Browser {
         csrf: hidden(&home.body, "csrf"),
         ..browser
     };
 
     let out = h.submit("/logout", &browser, &[]).await;
-    assert_eq!((out.status, out.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (out.status, out.location()),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     assert!(out.cookies()[0].contains("Max-Age=0"));
     let after = h.get("/", Some(&browser)).await;
-    assert_eq!((after.status, after.location()), (StatusCode::SEE_OTHER, "/login?next=%2F"));
+    assert_eq!(
+        (after.status, after.location()),
+        (StatusCode::SEE_OTHER, "/login?next=%2F")
+    );
     let actions: Vec<String> = h
         .store
         .audit_entries(0, 100)
@@ -350,7 +414,11 @@ async fn the_session_cookie_is_secure_over_https() {
         .unwrap();
     let answer = h.send(request).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
-    assert!(answer.cookies()[0].ends_with("; Secure"), "{:?}", answer.cookies());
+    assert!(
+        answer.cookies()[0].ends_with("; Secure"),
+        "{:?}",
+        answer.cookies()
+    );
 
     let always = Harness::with(
         "secure_always",
@@ -368,7 +436,10 @@ async fn pages_and_forms_without_a_session_lead_to_the_sign_in_page() {
     let h = Harness::new("no_session");
     for (path, next) in [
         ("/", "%2F"),
-        ("/violations?status=open&q=a%26b", "%2Fviolations%3Fstatus%3Dopen%26q%3Da%2526b"),
+        (
+            "/violations?status=open&q=a%26b",
+            "%2Fviolations%3Fstatus%3Dopen%26q%3Da%2526b",
+        ),
         ("/ledger/ACME-2026", "%2Fledger%2FACME-2026"),
         ("/violations.csv", "%2Fviolations.csv"),
     ] {
@@ -380,11 +451,17 @@ async fn pages_and_forms_without_a_session_lead_to_the_sign_in_page() {
         cookie: "infoledger_session=not-a-session".into(),
         csrf: String::new(),
     };
-    assert_eq!(h.get("/agents", Some(&stale)).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.get("/agents", Some(&stale)).await.status,
+        StatusCode::SEE_OTHER
+    );
     let post = h
         .post(&format!("/violations/{}/acknowledge", hr_id()), None, &[])
         .await;
-    assert_eq!((post.status, post.location()), (StatusCode::SEE_OTHER, "/login?next=%2F"));
+    assert_eq!(
+        (post.status, post.location()),
+        (StatusCode::SEE_OTHER, "/login?next=%2F")
+    );
     assert_eq!(
         h.status_of("/srv/hr/personnel.xlsx", Kind::Overexposed, "a2"),
         ViolationStatus::Open
@@ -399,15 +476,28 @@ async fn forms_without_the_anti_forgery_token_are_refused_and_change_nothing() {
     for fields in [
         vec![("reason", "seen")],
         vec![("csrf", ""), ("reason", "seen")],
-        vec![("csrf", "forged-token-of-the-right-length-forged-tok"), ("reason", "seen")],
+        vec![
+            ("csrf", "forged-token-of-the-right-length-forged-tok"),
+            ("reason", "seen"),
+        ],
     ] {
         let answer = h.post(&path, Some(&browser.cookie), &fields).await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{fields:?}");
-        assert!(answer.body.contains("anti-forgery token"), "{}", answer.body);
-        assert!(answer.body.contains("<code id=\"error-code\">forbidden</code>"));
+        assert!(
+            answer.body.contains("anti-forgery token"),
+            "{}",
+            answer.body
+        );
+        assert!(answer
+            .body
+            .contains("<code id=\"error-code\">forbidden</code>"));
     }
     let bulk = h
-        .post("/violations/acknowledge", Some(&browser.cookie), &[("id", &hr_id())])
+        .post(
+            "/violations/acknowledge",
+            Some(&browser.cookie),
+            &[("id", &hr_id())],
+        )
         .await;
     assert_eq!(bulk.status, StatusCode::FORBIDDEN);
     let logout = h.post("/logout", Some(&browser.cookie), &[]).await;
@@ -446,8 +536,12 @@ async fn a_department_manager_sees_and_decides_only_within_the_department() {
     let browser = h.sign_in(&h.token("mia", Role::Manager, &[HR])).await;
 
     // Another department's violation is the same page as one that does not exist.
-    let other = h.get(&format!("/violations/{}", finance_id()), Some(&browser)).await;
-    let missing = h.get(&format!("/violations/{}", "0".repeat(64)), Some(&browser)).await;
+    let other = h
+        .get(&format!("/violations/{}", finance_id()), Some(&browser))
+        .await;
+    let missing = h
+        .get(&format!("/violations/{}", "0".repeat(64)), Some(&browser))
+        .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
     assert_eq!(other.body, missing.body);
     assert!(!other.body.contains("plan.xlsx"));
@@ -463,15 +557,26 @@ async fn a_department_manager_sees_and_decides_only_within_the_department() {
         assert!(!answer.body.contains("plan.xlsx"), "{action}");
     }
     let bulk = h
-        .submit("/violations/acknowledge", &browser, &[("id", &finance_id()), ("back", "")])
+        .submit(
+            "/violations/acknowledge",
+            &browser,
+            &[("id", &finance_id()), ("back", "")],
+        )
         .await;
     assert_eq!(bulk.status, StatusCode::SEE_OTHER);
-    assert!(bulk.location().ends_with("acknowledged=0&skipped=1"), "{}", bulk.location());
+    assert!(
+        bulk.location().ends_with("acknowledged=0&skipped=1"),
+        "{}",
+        bulk.location()
+    );
     assert_eq!(
         h.status_of("/srv/finance/acme/plan.xlsx", Kind::Unencrypted, "a1"),
         ViolationStatus::Open
     );
-    assert_eq!(h.get("/ledger/ACME-2026", Some(&browser)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.get("/ledger/ACME-2026", Some(&browser)).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // Lists, figures and exports hold the department's rows only, whatever the filter asks.
     for path in [
@@ -487,7 +592,14 @@ async fn a_department_manager_sees_and_decides_only_within_the_department() {
     ] {
         let answer = h.get(path, Some(&browser)).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
-        for leak in ["plan.xlsx", "forecast.xlsx", "roadmap.pptx", "shadow.docx", "ACME-2026", "RD-ROADMAP"] {
+        for leak in [
+            "plan.xlsx",
+            "forecast.xlsx",
+            "roadmap.pptx",
+            "shadow.docx",
+            "ACME-2026",
+            "RD-ROADMAP",
+        ] {
             assert!(!answer.body.contains(leak), "{path} shows {leak}");
         }
     }
@@ -495,13 +607,24 @@ async fn a_department_manager_sees_and_decides_only_within_the_department() {
     assert!(queue.body.contains("/srv/hr/personnel.xlsx"));
     let csv = h.get("/violations.csv?filtered=1", Some(&browser)).await;
     assert_eq!(csv.body.lines().count(), 2, "{}", csv.body);
-    assert!(h.get("/ledger.csv", Some(&browser)).await.body.contains("HR-PERSONNEL"));
+    assert!(h
+        .get("/ledger.csv", Some(&browser))
+        .await
+        .body
+        .contains("HR-PERSONNEL"));
 
     // The audit trail is not departmental: scoped managers may not read it.
     let audit = h.get("/audit", Some(&browser)).await;
     assert_eq!(audit.status, StatusCode::FORBIDDEN);
-    assert!(!h.get("/", Some(&browser)).await.body.contains("href=\"/audit\""));
-    assert_eq!(h.get("/audit.csv", Some(&browser)).await.status, StatusCode::FORBIDDEN);
+    assert!(!h
+        .get("/", Some(&browser))
+        .await
+        .body
+        .contains("href=\"/audit\""));
+    assert_eq!(
+        h.get("/audit.csv", Some(&browser)).await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -526,9 +649,13 @@ async fn strings_from_endpoints_are_escaped_and_no_script_may_run() {
         assert_eq!(page.headers["x-frame-options"], "DENY");
         assert_eq!(page.headers["cache-control"], "no-store");
     }
-    assert!(pages[0].body.contains("&#60;script&#62;alert(1)&#60;/script&#62;.docx"));
+    assert!(pages[0]
+        .body
+        .contains("&#60;script&#62;alert(1)&#60;/script&#62;.docx"));
     assert!(pages[0].body.contains("ws-&#60;i&#62;7&#60;/i&#62;"));
-    assert!(pages[1].body.contains("move it to &#60;its&#62; asset&#39;s location"));
+    assert!(pages[1]
+        .body
+        .contains("move it to &#60;its&#62; asset&#39;s location"));
     // The text filter is shown back in its field, escaped, and finds the file.
     assert!(pages[2].body.contains("value=\"&#60;script&#62;\""));
     assert!(pages[2].body.contains(&format!("data-id=\"{id}\"")));
@@ -541,7 +668,10 @@ async fn strings_from_endpoints_are_escaped_and_no_script_may_run() {
 /// The number in the heatmap cell of `department` × `severity`.
 fn heat_cell(html: &str, department: &str, severity: &str) -> String {
     let marker = format!("data-department=\"{department}\" data-severity=\"{severity}\">");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no cell {marker}")) + marker.len();
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no cell {marker}"))
+        + marker.len();
     let cell = &html[start..html[start..].find("</td>").unwrap() + start];
     cell.split('>')
         .find_map(|part| {
@@ -559,16 +689,35 @@ async fn every_page_shows_the_seeded_data() {
     assert_eq!(home.status, StatusCode::OK);
     assert_eq!(heat_cell(&home.body, "Finance Systems", "high"), "2");
     assert_eq!(heat_cell(&home.body, "Finance Systems", "critical"), "1");
-    assert_eq!(heat_cell(&home.body, "Research &#38; Development", "low"), "1");
+    assert_eq!(
+        heat_cell(&home.body, "Research &#38; Development", "low"),
+        "1"
+    );
     assert_eq!(heat_cell(&home.body, "(no asset)", "medium"), "1");
     assert_eq!(heat_cell(&home.body, "Human Resources", "critical"), "0");
     assert!(home.body.contains("<strong>90 days</strong>"));
-    assert!(home.body.contains("data-severity=\"high\">high 2</span>"), "{}", home.body);
-    assert!(home.body.contains("<a href=\"/ledger/ACME-2026\">ACME-2026</a>"));
-    assert_eq!(h.get("/?days=7", Some(&browser)).await.status, StatusCode::BAD_REQUEST);
+    assert!(
+        home.body.contains("data-severity=\"high\">high 2</span>"),
+        "{}",
+        home.body
+    );
+    assert!(home
+        .body
+        .contains("<a href=\"/ledger/ACME-2026\">ACME-2026</a>"));
+    assert_eq!(
+        h.get("/?days=7", Some(&browser)).await.status,
+        StatusCode::BAD_REQUEST
+    );
 
-    let queue = h.get("/violations?severity=high&sort=severity", Some(&browser)).await;
-    assert_eq!(queue.body.matches("<tr data-id=").count(), 2, "{}", queue.body);
+    let queue = h
+        .get("/violations?severity=high&sort=severity", Some(&browser))
+        .await;
+    assert_eq!(
+        queue.body.matches("<tr data-id=").count(),
+        2,
+        "{}",
+        queue.body
+    );
     assert!(queue.body.contains("<option value=\"severity\" selected>"));
     let bad = h.get("/violations?kind=lost", Some(&browser)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -587,16 +736,29 @@ async fn every_page_shows_the_seeded_data() {
     seen.dedup();
     assert_eq!(seen.len(), 6);
 
-    let detail = h.get(&format!("/violations/{}", finance_id()), Some(&browser)).await;
-    assert!(detail.body.contains("<dd id=\"administrator\">alice@example.com</dd>"), "{}", detail.body);
-    assert!(detail.body.contains("<code>rules.forbidden: **/Downloads/**</code>"));
+    let detail = h
+        .get(&format!("/violations/{}", finance_id()), Some(&browser))
+        .await;
+    assert!(
+        detail
+            .body
+            .contains("<dd id=\"administrator\">alice@example.com</dd>"),
+        "{}",
+        detail.body
+    );
+    assert!(detail
+        .body
+        .contains("<code>rules.forbidden: **/Downloads/**</code>"));
 
     let ledger = h.get("/ledger", Some(&browser)).await;
     assert!(ledger.body.contains("data-asset=\"GLOBEX-2025\""));
     let asset = h.get("/ledger/ACME-2026", Some(&browser)).await;
     assert_eq!(asset.status, StatusCode::OK);
     assert!(asset.body.contains("/srv/finance/acme/plan.xlsx"));
-    assert_eq!(h.get("/ledger/NOPE", Some(&browser)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.get("/ledger/NOPE", Some(&browser)).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     let agents = h.get("/agents", Some(&browser)).await;
     assert_eq!(agents.body.matches("class=\"state-stale\"").count(), 1);
@@ -604,12 +766,22 @@ async fn every_page_shows_the_seeded_data() {
     assert!(agents.body.contains("title=\"agent a3, enrolled"));
     let csv = h.get("/agents.csv", Some(&browser)).await;
     assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
-    assert!(csv.body.starts_with("id,hostname,version,state"), "{}", csv.body);
+    assert!(
+        csv.body.starts_with("id,hostname,version,state"),
+        "{}",
+        csv.body
+    );
 
     let maturity = h.get("/maturity", Some(&browser)).await;
-    assert!(maturity.body.contains("data-department=\"Finance Systems\""));
+    assert!(maturity
+        .body
+        .contains("data-department=\"Finance Systems\""));
     let audit = h.get("/audit?verify=1", Some(&browser)).await;
-    assert!(audit.body.contains("The audit trail is intact"), "{}", audit.body);
+    assert!(
+        audit.body.contains("The audit trail is intact"),
+        "{}",
+        audit.body
+    );
     let audit_csv = h.get("/audit.csv", Some(&browser)).await;
     assert!(audit_csv.body.contains("bundle.ledger_changed"));
     let export = h.get("/violations.csv?filtered=1", Some(&browser)).await;
@@ -618,7 +790,10 @@ async fn every_page_shows_the_seeded_data() {
 
     let css = h.get("/static/dashboard.css", None).await;
     assert_eq!(css.status, StatusCode::OK);
-    assert!(css.headers["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(css.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
 }
 
 /// The target of the link `<a href="…" id="{id}">`, unescaped.
@@ -644,36 +819,79 @@ async fn decisions_taken_through_the_forms_show_in_the_timeline() {
     let id = finance_id();
     let base = format!("/violations/{id}");
 
-    let ack = h.submit(&format!("{base}/acknowledge"), &browser, &[("reason", "owner informed")]).await;
-    assert_eq!((ack.status, ack.location()), (StatusCode::SEE_OTHER, format!("{base}#timeline").as_str()));
-    let again = h.submit(&format!("{base}/acknowledge"), &browser, &[]).await;
+    let ack = h
+        .submit(
+            &format!("{base}/acknowledge"),
+            &browser,
+            &[("reason", "owner informed")],
+        )
+        .await;
+    assert_eq!(
+        (ack.status, ack.location()),
+        (StatusCode::SEE_OTHER, format!("{base}#timeline").as_str())
+    );
+    let again = h
+        .submit(&format!("{base}/acknowledge"), &browser, &[])
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert!(again.body.contains("id=\"action-error\""), "{}", again.body);
 
     let bad_date = h
-        .submit(&format!("{base}/exception"), &browser, &[("until", "next week"), ("reason", "r")])
+        .submit(
+            &format!("{base}/exception"),
+            &browser,
+            &[("until", "next week"), ("reason", "r")],
+        )
         .await;
     assert_eq!(bad_date.status, StatusCode::BAD_REQUEST);
     assert!(bad_date.body.contains("invalid `until`"));
     let no_reason = h
-        .submit(&format!("{base}/exception"), &browser, &[("until", "2099-06-30"), ("reason", " ")])
+        .submit(
+            &format!("{base}/exception"),
+            &browser,
+            &[("until", "2099-06-30"), ("reason", " ")],
+        )
         .await;
     assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
     let past = h
-        .submit(&format!("{base}/exception"), &browser, &[("until", "2001-01-01"), ("reason", "r")])
+        .submit(
+            &format!("{base}/exception"),
+            &browser,
+            &[("until", "2001-01-01"), ("reason", "r")],
+        )
         .await;
     assert_eq!(past.status, StatusCode::BAD_REQUEST);
 
     let except = h
-        .submit(&format!("{base}/exception"), &browser, &[("until", "2099-06-30"), ("reason", "archive migration")])
+        .submit(
+            &format!("{base}/exception"),
+            &browser,
+            &[("until", "2099-06-30"), ("reason", "archive migration")],
+        )
         .await;
     assert_eq!(except.status, StatusCode::SEE_OTHER);
     let page = h.get(&base, Some(&browser)).await;
-    assert!(page.body.contains("<strong id=\"status\">excepted</strong>"));
-    assert!(page.body.contains("<span id=\"excepted-until\">2099-07-01 00:00 UTC</span>"));
-    let comment = h.submit(&format!("{base}/comment"), &browser, &[("text", "checked <b>again</b>")]).await;
+    assert!(page
+        .body
+        .contains("<strong id=\"status\">excepted</strong>"));
+    assert!(page
+        .body
+        .contains("<span id=\"excepted-until\">2099-07-01 00:00 UTC</span>"));
+    let comment = h
+        .submit(
+            &format!("{base}/comment"),
+            &browser,
+            &[("text", "checked <b>again</b>")],
+        )
+        .await;
     assert_eq!(comment.status, StatusCode::SEE_OTHER);
-    let reopen = h.submit(&format!("{base}/reopen"), &browser, &[("reason", "migration cancelled")]).await;
+    let reopen = h
+        .submit(
+            &format!("{base}/reopen"),
+            &browser,
+            &[("reason", "migration cancelled")],
+        )
+        .await;
     assert_eq!(reopen.status, StatusCode::SEE_OTHER);
     let unknown = h.submit(&format!("{base}/delete"), &browser, &[]).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
@@ -685,17 +903,38 @@ async fn decisions_taken_through_the_forms_show_in_the_timeline() {
         .skip(1)
         .map(|part| part.split('<').next().unwrap())
         .collect();
-    assert_eq!(actions, ["opened", "acknowledged", "excepted", "commented", "reopened"]);
-    for text in ["owner informed", "archive migration", "checked &#60;b&#62;again&#60;/b&#62;", "migration cancelled"] {
+    assert_eq!(
+        actions,
+        [
+            "opened",
+            "acknowledged",
+            "excepted",
+            "commented",
+            "reopened"
+        ]
+    );
+    for text in [
+        "owner informed",
+        "archive migration",
+        "checked &#60;b&#62;again&#60;/b&#62;",
+        "migration cancelled",
+    ] {
         assert!(page.body.contains(text), "{text}");
     }
-    assert_eq!(page.body.matches("<span class=\"actor\">mia</span>").count(), 4);
+    assert_eq!(
+        page.body
+            .matches("<span class=\"actor\">mia</span>")
+            .count(),
+        4
+    );
 
     // A viewer reads but may not decide.
     let viewer = h.sign_in(&h.token("vic", Role::Viewer, &[])).await;
     let page = h.get(&base, Some(&viewer)).await;
     assert!(!page.body.contains("id=\"comment-form\""));
-    let refused = h.submit(&format!("{base}/comment"), &viewer, &[("text", "x")]).await;
+    let refused = h
+        .submit(&format!("{base}/comment"), &viewer, &[("text", "x")])
+        .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
 
@@ -714,7 +953,10 @@ async fn bulk_acknowledgement_takes_the_selected_open_violations() {
                 ("id", &forecast),
                 ("id", &hr_id()),
                 ("reason", "triaged"),
-                ("back", "filtered=1&status=open&severity=high&cursor=x&evil=1"),
+                (
+                    "back",
+                    "filtered=1&status=open&severity=high&cursor=x&evil=1",
+                ),
             ],
         )
         .await;
@@ -725,13 +967,26 @@ async fn bulk_acknowledgement_takes_the_selected_open_violations() {
          &acknowledged=2&skipped=1"
     );
     let queue = h.get(answer.location(), Some(&browser)).await;
-    assert!(queue.body.contains("2 acknowledged; 1 skipped"), "{}", queue.body);
+    assert!(
+        queue.body.contains("2 acknowledged; 1 skipped"),
+        "{}",
+        queue.body
+    );
     assert!(queue.body.contains("id=\"empty\""));
-    for path in ["/srv/finance/acme/plan.xlsx", "/srv/finance/acme/forecast.xlsx"] {
+    for path in [
+        "/srv/finance/acme/plan.xlsx",
+        "/srv/finance/acme/forecast.xlsx",
+    ] {
         let agent = if path.contains("plan") { "a1" } else { "a2" };
-        assert_eq!(h.status_of(path, Kind::Unencrypted, agent), ViolationStatus::Acknowledged);
+        assert_eq!(
+            h.status_of(path, Kind::Unencrypted, agent),
+            ViolationStatus::Acknowledged
+        );
     }
-    assert_eq!(h.status_of("/srv/hr/personnel.xlsx", Kind::Overexposed, "a2"), ViolationStatus::Open);
+    assert_eq!(
+        h.status_of("/srv/hr/personnel.xlsx", Kind::Overexposed, "a2"),
+        ViolationStatus::Open
+    );
 }
 
 #[tokio::test]
@@ -739,7 +994,9 @@ async fn unknown_addresses_answer_html_to_browsers_and_json_to_the_api() {
     let h = Harness::new("fallback");
     let page = h.get("/nowhere", None).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
-    assert!(page.body.contains("<code id=\"error-code\">not_found</code>"));
+    assert!(page
+        .body
+        .contains("<code id=\"error-code\">not_found</code>"));
     let api = h.get("/api/v1/nowhere", None).await;
     assert_eq!(api.status, StatusCode::NOT_FOUND);
     assert!(api.body.contains("\"code\":\"not_found\""));

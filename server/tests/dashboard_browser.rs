@@ -85,7 +85,9 @@ impl Process {
                     }
                     seen.push(line);
                 }
-                Err(_) => panic!("{command:?} did not print `{prefix}` within {PATIENCE:?}: {seen:#?}"),
+                Err(_) => {
+                    panic!("{command:?} did not print `{prefix}` within {PATIENCE:?}: {seen:#?}")
+                }
             }
         }
     }
@@ -134,6 +136,7 @@ struct Seed {
     resolved_days_ago: Option<i64>,
 }
 
+/// A [`Seed`]; `days` is when it opened and when it was resolved, in days before now.
 const fn seed(
     agent: usize,
     path: &'static str,
@@ -141,8 +144,7 @@ const fn seed(
     severity: Severity,
     label: &'static str,
     asset: Option<(&'static str, &'static str)>,
-    opened_days_ago: i64,
-    resolved_days_ago: Option<i64>,
+    days: (i64, Option<i64>),
 ) -> Seed {
     Seed {
         agent,
@@ -151,8 +153,8 @@ const fn seed(
         severity,
         label,
         asset,
-        opened_days_ago,
-        resolved_days_ago,
+        opened_days_ago: days.0,
+        resolved_days_ago: days.1,
     }
 }
 
@@ -160,18 +162,114 @@ const HOSTS: [&str; 2] = ["ws-alice", "build-2.example"];
 
 /// Twelve violations in four departments and none, two of them resolved.
 const SEEDS: [Seed; 12] = [
-    seed(0, XSS_PATH, Kind::Misplaced, Severity::Critical, "confidential", Some(("ACME-2026", FINANCE)), 3, None),
-    seed(0, "/srv/projects/acme/export/customers.xlsx", Kind::Unencrypted, Severity::High, "confidential", Some(("ACME-2026", FINANCE)), 20, None),
-    seed(0, "/srv/projects/acme/export/orders.csv", Kind::Unencrypted, Severity::High, "confidential", Some(("ACME-2026", FINANCE)), 12, None),
-    seed(0, "/home/alice/roadmap/2027.pptx", Kind::Overexposed, Severity::Low, "internal", Some(("RD-ROADMAP", RD)), 8, None),
-    seed(0, "/tmp/q3-board-pack.pdf", Kind::Unregistered, Severity::Medium, "secret", None, 2, None),
-    seed(0, "/srv/projects/acme/old/contacts.xlsx", Kind::Unencrypted, Severity::High, "confidential", Some(("ACME-2026", FINANCE)), 25, Some(10)),
-    seed(1, "/srv/projects/globex/payroll-2025.xlsx", Kind::Expired, Severity::High, "confidential", Some(("GLOBEX-2025", FINANCE)), 15, None),
-    seed(1, "/srv/vault/hr/reviews/2026-h1.docx", Kind::Overexposed, Severity::Critical, "secret", Some(("HR-PERSONNEL", HR)), 6, None),
-    seed(1, "/srv/vault/hr/salaries.xlsx", Kind::Unencrypted, Severity::Critical, "secret", Some(("HR-PERSONNEL", HR)), 1, None),
-    seed(1, "/srv/projects/roadmap/draft.docx", Kind::Mislabeled, Severity::Low, "internal", Some(("RD-ROADMAP", RD)), 4, None),
-    seed(1, "/srv/projects/sales/crm/export-2026-03.csv", Kind::Overexposed, Severity::Medium, "confidential", Some(("SALES-CRM-EXPORT", SALES)), 9, None),
-    seed(1, "/srv/projects/sales/crm/leads.xlsx", Kind::Overexposed, Severity::Medium, "confidential", Some(("SALES-CRM-EXPORT", SALES)), 5, Some(2)),
+    seed(
+        0,
+        XSS_PATH,
+        Kind::Misplaced,
+        Severity::Critical,
+        "confidential",
+        Some(("ACME-2026", FINANCE)),
+        (3, None),
+    ),
+    seed(
+        0,
+        "/srv/projects/acme/export/customers.xlsx",
+        Kind::Unencrypted,
+        Severity::High,
+        "confidential",
+        Some(("ACME-2026", FINANCE)),
+        (20, None),
+    ),
+    seed(
+        0,
+        "/srv/projects/acme/export/orders.csv",
+        Kind::Unencrypted,
+        Severity::High,
+        "confidential",
+        Some(("ACME-2026", FINANCE)),
+        (12, None),
+    ),
+    seed(
+        0,
+        "/home/alice/roadmap/2027.pptx",
+        Kind::Overexposed,
+        Severity::Low,
+        "internal",
+        Some(("RD-ROADMAP", RD)),
+        (8, None),
+    ),
+    seed(
+        0,
+        "/tmp/q3-board-pack.pdf",
+        Kind::Unregistered,
+        Severity::Medium,
+        "secret",
+        None,
+        (2, None),
+    ),
+    seed(
+        0,
+        "/srv/projects/acme/old/contacts.xlsx",
+        Kind::Unencrypted,
+        Severity::High,
+        "confidential",
+        Some(("ACME-2026", FINANCE)),
+        (25, Some(10)),
+    ),
+    seed(
+        1,
+        "/srv/projects/globex/payroll-2025.xlsx",
+        Kind::Expired,
+        Severity::High,
+        "confidential",
+        Some(("GLOBEX-2025", FINANCE)),
+        (15, None),
+    ),
+    seed(
+        1,
+        "/srv/vault/hr/reviews/2026-h1.docx",
+        Kind::Overexposed,
+        Severity::Critical,
+        "secret",
+        Some(("HR-PERSONNEL", HR)),
+        (6, None),
+    ),
+    seed(
+        1,
+        "/srv/vault/hr/salaries.xlsx",
+        Kind::Unencrypted,
+        Severity::Critical,
+        "secret",
+        Some(("HR-PERSONNEL", HR)),
+        (1, None),
+    ),
+    seed(
+        1,
+        "/srv/projects/roadmap/draft.docx",
+        Kind::Mislabeled,
+        Severity::Low,
+        "internal",
+        Some(("RD-ROADMAP", RD)),
+        (4, None),
+    ),
+    seed(
+        1,
+        "/srv/projects/sales/crm/export-2026-03.csv",
+        Kind::Overexposed,
+        Severity::Medium,
+        "confidential",
+        Some(("SALES-CRM-EXPORT", SALES)),
+        (9, None),
+    ),
+    seed(
+        1,
+        "/srv/projects/sales/crm/leads.xlsx",
+        Kind::Overexposed,
+        Severity::Medium,
+        "confidential",
+        Some(("SALES-CRM-EXPORT", SALES)),
+        (5, Some(2)),
+    ),
 ];
 
 /// The collector under test, seeded, with the tokens people sign in with.
@@ -192,7 +290,12 @@ impl Collector {
     }
 }
 
-async fn post_events(http: &reqwest::Client, base: &str, agent: &mut Agent, bodies: Vec<(DateTime<Utc>, EventBody)>) {
+async fn post_events(
+    http: &reqwest::Client,
+    base: &str,
+    agent: &mut Agent,
+    bodies: Vec<(DateTime<Utc>, EventBody)>,
+) {
     let events: Vec<Event> = bodies
         .into_iter()
         .map(|(at, body)| {
@@ -234,15 +337,30 @@ async fn start_collector(dir: &Path) -> (Process, Collector) {
     let ledger = examples.join("ledger.toml");
     server_command(&["policy", "import", policy.to_str().unwrap()], &config);
     server_command(&["ledger", "import", ledger.to_str().unwrap()], &config);
-    let admin_token = server_command(&["token", "create", "--name", "alice", "--role", "admin"], &config);
+    let admin_token = server_command(
+        &["token", "create", "--name", "alice", "--role", "admin"],
+        &config,
+    );
     let manager_token = server_command(
-        &["token", "create", "--name", "hana", "--role", "manager", "--department", HR],
+        &[
+            "token",
+            "create",
+            "--name",
+            "hana",
+            "--role",
+            "manager",
+            "--department",
+            HR,
+        ],
         &config,
     );
     let enroll = server_command(&["enroll-token", "create", "--uses", "2"], &config);
 
     let mut command = Command::new(BIN);
-    command.args(["serve", "--config"]).arg(&config).env_remove("INFOLEDGER_LOG");
+    command
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("INFOLEDGER_LOG");
     let (process, addr) = Process::start(command, false, "listening on ");
     let addr: SocketAddr = addr.parse().unwrap();
     let base = format!("http://{addr}");
@@ -323,7 +441,13 @@ async fn start_collector(dir: &Path) -> (Process, Collector) {
         let assets: &[(&str, u64)] = if index == 0 {
             &[("ACME-2026", 42), ("RD-ROADMAP", 7)]
         } else {
-            &[("ACME-2026", 12), ("GLOBEX-2025", 5), ("HR-PERSONNEL", 2), ("SALES-CRM-EXPORT", 3), ("RD-ROADMAP", 9)]
+            &[
+                ("ACME-2026", 12),
+                ("GLOBEX-2025", 5),
+                ("HR-PERSONNEL", 2),
+                ("SALES-CRM-EXPORT", 3),
+                ("RD-ROADMAP", 9),
+            ]
         };
         bodies.push((
             now,
@@ -361,7 +485,10 @@ async fn start_collector(dir: &Path) -> (Process, Collector) {
         if !detail["escalated_at"].is_null() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no escalation: {detail}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no escalation: {detail}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     (process, collector)
@@ -420,7 +547,10 @@ async fn screenshot(client: &Client, dir: &Path, name: &str) {
         .as_u64()
         .unwrap_or(900)
         .clamp(600, 2400);
-    client.set_window_size(1280, u32::try_from(height).unwrap()).await.unwrap();
+    client
+        .set_window_size(1280, u32::try_from(height).unwrap())
+        .await
+        .unwrap();
     let png = client.screenshot().await.unwrap();
     client.set_window_size(1280, 900).await.unwrap();
     let file = dir.join(format!("{name}.png"));
@@ -477,7 +607,13 @@ async fn sign_in(client: &Client, collector: &Collector, token: &str) {
     client.goto(&collector.url("/")).await.unwrap();
     // Without a session the dashboard sends the browser to the sign-in form.
     assert_eq!(client.current_url().await.unwrap().path(), "/login");
-    client.find(Locator::Id("token")).await.unwrap().send_keys(token).await.unwrap();
+    client
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
     click_through(client, "#sign-in").await;
     let url = client.current_url().await.unwrap();
     if url.path() != "/" {
@@ -498,7 +634,10 @@ async fn assert_no_script_ran(client: &Client) {
         client.current_url().await
     );
     let scripts = client
-        .execute("return document.getElementsByTagName('script').length", vec![])
+        .execute(
+            "return document.getElementsByTagName('script').length",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(scripts, json!(0));
@@ -557,7 +696,13 @@ async fn scenario(client: Client, collector: Collector, shots: PathBuf) {
     // Filtering the queue with its form: critical violations on build-2.
     client.goto(&collector.url("/violations")).await.unwrap();
     screenshot(c, &shots, "review-queue").await;
-    client.find(Locator::Id("f-host")).await.unwrap().send_keys("build-2.example").await.unwrap();
+    client
+        .find(Locator::Id("f-host"))
+        .await
+        .unwrap()
+        .send_keys("build-2.example")
+        .await
+        .unwrap();
     client
         .find(Locator::Css("input[name='severity'][value='critical']"))
         .await
@@ -570,16 +715,35 @@ async fn scenario(client: Client, collector: Collector, shots: PathBuf) {
     paths.sort();
     assert_eq!(
         paths,
-        ["/srv/vault/hr/reviews/2026-h1.docx", "/srv/vault/hr/salaries.xlsx"]
+        [
+            "/srv/vault/hr/reviews/2026-h1.docx",
+            "/srv/vault/hr/salaries.xlsx"
+        ]
     );
-    assert!(client.current_url().await.unwrap().query().unwrap().contains("host=build-2.example"));
+    assert!(client
+        .current_url()
+        .await
+        .unwrap()
+        .query()
+        .unwrap()
+        .contains("host=build-2.example"));
 
     // Acknowledging a violation takes it out of the open queue and into its timeline.
     let customers = &SEEDS[1];
     client.goto(&collector.url("/violations")).await.unwrap();
-    click_through(c, &format!("tr[data-id='{}'] td.path a", collector.id(customers))).await;
+    click_through(
+        c,
+        &format!("tr[data-id='{}'] td.path a", collector.id(customers)),
+    )
+    .await;
     assert_eq!(text(c, "#status").await, "open");
-    client.find(Locator::Id("ack-reason")).await.unwrap().send_keys("owner asked to encrypt").await.unwrap();
+    client
+        .find(Locator::Id("ack-reason"))
+        .await
+        .unwrap()
+        .send_keys("owner asked to encrypt")
+        .await
+        .unwrap();
     click_through(c, "#acknowledge").await;
     assert_eq!(text(c, "#status").await, "acknowledged");
     let timeline = text(c, "#timeline").await;
@@ -589,34 +753,64 @@ async fn scenario(client: Client, collector: Collector, shots: PathBuf) {
     let open = texts(c, "#queue td.path").await;
     assert!(!open.contains(&customers.path.to_owned()), "{open:?}");
     assert_eq!(open.len(), 9, "{open:?}");
-    client.goto(&collector.url("/violations?status=acknowledged")).await.unwrap();
+    client
+        .goto(&collector.url("/violations?status=acknowledged"))
+        .await
+        .unwrap();
     assert_eq!(texts(c, "#queue td.path").await, [customers.path]);
 
     // An exception until a date.
     let orders = &SEEDS[2];
-    client.goto(&collector.url(&format!("/violations/{}", collector.id(orders)))).await.unwrap();
-    // Typing into a date field depends on the browser's locale; set the ISO value directly.
     client
-        .execute("document.getElementById('until').value = '2099-06-30'", vec![])
+        .goto(&collector.url(&format!("/violations/{}", collector.id(orders))))
         .await
         .unwrap();
-    client.find(Locator::Id("exception-reason")).await.unwrap().send_keys("archive migration in Q3").await.unwrap();
+    // Typing into a date field depends on the browser's locale; set the ISO value directly.
+    client
+        .execute(
+            "document.getElementById('until').value = '2099-06-30'",
+            vec![],
+        )
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("exception-reason"))
+        .await
+        .unwrap()
+        .send_keys("archive migration in Q3")
+        .await
+        .unwrap();
     click_through(c, "#except").await;
     assert_eq!(text(c, "#status").await, "excepted");
     assert_eq!(text(c, "#excepted-until").await, "2099-07-01 00:00 UTC");
-    assert!(text(c, "#timeline").await.contains("archive migration in Q3"));
+    assert!(text(c, "#timeline")
+        .await
+        .contains("archive migration in Q3"));
 
     // The file named like a script shows as text, and nothing ran.
     let xss = &SEEDS[0];
-    client.goto(&collector.url(&format!("/violations/{}", collector.id(xss)))).await.unwrap();
+    client
+        .goto(&collector.url(&format!("/violations/{}", collector.id(xss))))
+        .await
+        .unwrap();
     assert_eq!(text(c, "#violation-path").await, XSS_PATH);
     assert_eq!(text(c, "#administrator").await, "alice@example.com");
     assert_no_script_ran(c).await;
     screenshot(c, &shots, "violation").await;
-    client.goto(&collector.url("/violations?q=%3Cscript%3E")).await.unwrap();
+    client
+        .goto(&collector.url("/violations?q=%3Cscript%3E"))
+        .await
+        .unwrap();
     assert_eq!(texts(c, "#queue td.path").await, [XSS_PATH]);
     assert_eq!(
-        client.find(Locator::Id("f-q")).await.unwrap().prop("value").await.unwrap().as_deref(),
+        client
+            .find(Locator::Id("f-q"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("<script>")
     );
     assert_no_script_ran(c).await;
@@ -628,14 +822,19 @@ async fn scenario(client: Client, collector: Collector, shots: PathBuf) {
         "2026-03-31 passed"
     );
     screenshot(c, &shots, "ledger").await;
-    client.goto(&collector.url("/ledger/ACME-2026")).await.unwrap();
+    client
+        .goto(&collector.url("/ledger/ACME-2026"))
+        .await
+        .unwrap();
     let footprint = texts(c, "#footprint tbody tr").await;
     assert_eq!(footprint.len(), 2, "{footprint:?}");
     screenshot(c, &shots, "asset").await;
     client.goto(&collector.url("/agents")).await.unwrap();
     let hosts = texts(c, "#agents tbody tr td:first-child").await;
     assert_eq!(hosts, ["build-2.example", "ws-alice"]);
-    assert!(text(c, "#agents").await.contains("inotify watch limit reached: 8192"));
+    assert!(text(c, "#agents")
+        .await
+        .contains("inotify watch limit reached: 8192"));
     screenshot(c, &shots, "agents").await;
     client.goto(&collector.url("/maturity")).await.unwrap();
     // Sales resolved its one violation within the SLA (100 %), but its other one is past the
@@ -645,8 +844,13 @@ async fn scenario(client: Client, collector: Collector, shots: PathBuf) {
         "50"
     );
     screenshot(c, &shots, "maturity").await;
-    client.goto(&collector.url("/audit?verify=1")).await.unwrap();
-    assert!(text(c, "#verification").await.starts_with("The audit trail is intact"));
+    client
+        .goto(&collector.url("/audit?verify=1"))
+        .await
+        .unwrap();
+    assert!(text(c, "#verification")
+        .await
+        .starts_with("The audit trail is intact"));
     assert!(text(c, "#audit").await.contains("violation.excepted"));
     screenshot(c, &shots, "audit").await;
     sign_out(c).await;
@@ -656,9 +860,19 @@ async fn scenario(client: Client, collector: Collector, shots: PathBuf) {
     sign_in(c, &collector, &collector.manager_token).await;
     let rows = texts(c, "#heatmap tbody th").await;
     assert_eq!(rows, [HR]);
-    assert_eq!(text(c, &format!("td[data-department='{HR}'][data-severity='critical']")).await, "2");
+    assert_eq!(
+        text(
+            c,
+            &format!("td[data-department='{HR}'][data-severity='critical']")
+        )
+        .await,
+        "2"
+    );
     let finance = collector.id(customers);
-    client.goto(&collector.url(&format!("/violations/{finance}"))).await.unwrap();
+    client
+        .goto(&collector.url(&format!("/violations/{finance}")))
+        .await
+        .unwrap();
     assert_eq!(text(c, "#error-code").await, "not_found");
     let source = client.source().await.unwrap();
     assert!(!source.contains("customers.xlsx"), "{source}");
@@ -674,7 +888,10 @@ async fn scenario(client: Client, collector: Collector, shots: PathBuf) {
         .unwrap();
     for (action, form) in [
         ("comment", vec![("text", "forged")]),
-        ("acknowledge", vec![("csrf", "forged-token"), ("reason", "forged")]),
+        (
+            "acknowledge",
+            vec![("csrf", "forged-token"), ("reason", "forged")],
+        ),
     ] {
         let answer = http
             .post(collector.url(&format!("/violations/{hr}/{action}")))
@@ -692,7 +909,10 @@ async fn scenario(client: Client, collector: Collector, shots: PathBuf) {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 303);
-    client.goto(&collector.url(&format!("/violations/{hr}"))).await.unwrap();
+    client
+        .goto(&collector.url(&format!("/violations/{hr}")))
+        .await
+        .unwrap();
     assert_eq!(text(c, "#status").await, "open");
     assert!(!text(c, "#timeline").await.contains("forged"));
     sign_out(c).await;

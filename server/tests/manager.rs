@@ -1803,7 +1803,9 @@ async fn agents_are_listed_with_health_and_staleness_and_admins_revoke_them() {
         first["health"],
         json!({"version": "0.3.1", "queue_depth": 17, "dropped_events": 2,
                "watch_limit_reached": true,
-               "last_error": "inotify watch limit reached under /home"})
+               "last_error": "inotify watch limit reached under /home",
+               "last_scan_at": null, "last_scan_ms": null, "deferred_events": 0,
+               "bundle_version": null, "files": 0, "watches": 0})
     );
     assert_eq!(second["id"], "quiet");
     assert_eq!(second["stale"], true);

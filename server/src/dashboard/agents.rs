@@ -37,9 +37,13 @@ pub(crate) struct AgentRow {
 
 fn row(agent: &Agent, now: DateTime<Utc>, stale_after: TimeDelta) -> AgentRow {
     let health = agent.health.as_ref();
-    let number = |f: fn(&crate::store::Health) -> u64| health.map(|h| f(h).to_string()).unwrap_or_default();
+    let number =
+        |f: fn(&crate::store::Health) -> u64| health.map(|h| f(h).to_string()).unwrap_or_default();
     let troubled = health.is_some_and(|h| {
-        h.watch_limit_reached || h.dropped_events > 0 || h.deferred_events > 0 || h.last_error.is_some()
+        h.watch_limit_reached
+            || h.dropped_events > 0
+            || h.deferred_events > 0
+            || h.last_error.is_some()
     });
     let state = if agent.revoked_at.is_some() {
         "revoked"
@@ -68,7 +72,13 @@ fn row(agent: &Agent, now: DateTime<Utc>, stale_after: TimeDelta) -> AgentRow {
         last_scan: health
             .and_then(|h| h.last_scan_at.map(|at| (at, h.last_scan_ms)))
             .map(|(at, ms)| match ms {
-                Some(ms) => format!("{} ({})", ago(at, now), human_duration(TimeDelta::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX)))),
+                Some(ms) => format!(
+                    "{} ({})",
+                    ago(at, now),
+                    human_duration(TimeDelta::milliseconds(
+                        i64::try_from(ms).unwrap_or(i64::MAX)
+                    ))
+                ),
                 None => ago(at, now),
             })
             .unwrap_or_default(),
@@ -76,7 +86,9 @@ fn row(agent: &Agent, now: DateTime<Utc>, stale_after: TimeDelta) -> AgentRow {
             .and_then(|h| h.bundle_version)
             .map(|v| v.to_string())
             .unwrap_or_default(),
-        last_error: health.and_then(|h| h.last_error.clone()).unwrap_or_default(),
+        last_error: health
+            .and_then(|h| h.last_error.clone())
+            .unwrap_or_default(),
     }
 }
 

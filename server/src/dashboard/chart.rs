@@ -122,9 +122,7 @@ pub(crate) fn trend(points: &[TrendPoint]) -> TrendChart {
             Series {
                 severity: severity.as_str(),
                 points: points_text,
-                last: points
-                    .last()
-                    .map_or(0, |p| value(&p.unresolved, severity)),
+                last: points.last().map_or(0, |p| value(&p.unresolved, severity)),
             }
         })
         .collect();

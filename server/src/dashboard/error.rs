@@ -102,9 +102,7 @@ impl IntoResponse for PageError {
             _ => tracing::debug!(code = self.code(), reason = %self, "dashboard request refused"),
         }
         let message = match &self {
-            PageError::NotFound => {
-                "There is nothing at this address that you may see.".to_owned()
-            }
+            PageError::NotFound => "There is nothing at this address that you may see.".to_owned(),
             PageError::Internal(_) => {
                 "The server could not answer; its log has the details.".to_owned()
             }

@@ -2,11 +2,11 @@
 //! trend of unresolved violations over 30 or 90 days, escalated violations, and the assets with
 //! the most open violations.
 
+use super::blocking;
 use super::chart::{trend, TrendChart};
 use super::error::PageError;
 use super::session::SignedIn;
 use super::view::{link, render, segment, Chrome, Fields, ViolationRow, SEVERITIES};
-use super::blocking;
 use crate::api::AppState;
 use crate::store::overview::AssetCount;
 use crate::store::HeatmapCell;
@@ -81,8 +81,7 @@ fn heat(count: u64, max: u64) -> u64 {
 /// The heatmap's rows: every department with violations, and every department of a scoped caller
 /// (a manager sees their own row even when it is empty).
 fn heat_rows(cells: &[HeatmapCell], scope: Option<&[String]>) -> (Vec<HeatRow>, Vec<u64>) {
-    let mut by_department: BTreeMap<Option<String>, BTreeMap<&'static str, u64>> =
-        BTreeMap::new();
+    let mut by_department: BTreeMap<Option<String>, BTreeMap<&'static str, u64>> = BTreeMap::new();
     for department in scope.unwrap_or_default() {
         by_department.entry(Some(department.clone())).or_default();
     }
@@ -135,7 +134,12 @@ fn heat_rows(cells: &[HeatmapCell], scope: Option<&[String]>) -> (Vec<HeatRow>, 
 }
 
 fn asset_rows(assets: &[AssetCount]) -> Vec<AssetRow> {
-    let max = assets.iter().map(|a| a.unresolved).max().unwrap_or(0).max(1);
+    let max = assets
+        .iter()
+        .map(|a| a.unresolved)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     assets
         .iter()
         .map(|a| AssetRow {

@@ -107,7 +107,10 @@ fn row(
 }
 
 /// The assets of the current ledger within the caller's departments, as rows.
-async fn rows(state: &AppState, signed_in: &SignedIn) -> Result<(Option<u64>, Vec<AssetRow>), PageError> {
+async fn rows(
+    state: &AppState,
+    signed_in: &SignedIn,
+) -> Result<(Option<u64>, Vec<AssetRow>), PageError> {
     let store = state.store();
     let app = state.clone();
     let scope = signed_in.caller.departments.clone();
@@ -277,7 +280,8 @@ pub(crate) async fn asset(
     let may_act = signed_in.caller.may_act();
     let chrome = Chrome::new(&signed_in, "ledger");
     let page = blocking(move || {
-        let ledger: Arc<CurrentLedger> = app.dashboard().ledger(&store)?.ok_or(PageError::NotFound)?;
+        let ledger: Arc<CurrentLedger> =
+            app.dashboard().ledger(&store)?.ok_or(PageError::NotFound)?;
         let asset = ledger
             .bundle
             .ledger
@@ -309,7 +313,11 @@ pub(crate) async fn asset(
             ..ViolationFilter::default()
         };
         let violations = store
-            .list_violations(&filter, &PageRequest::first(VIOLATIONS_SHOWN), scope.as_deref())?
+            .list_violations(
+                &filter,
+                &PageRequest::first(VIOLATIONS_SHOWN),
+                scope.as_deref(),
+            )?
             .violations
             .iter()
             .map(|v| ViolationRow::new(v, now, may_act))

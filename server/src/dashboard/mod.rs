@@ -148,7 +148,9 @@ impl Dashboard {
             return Ok(None);
         };
         let (bundle, _) = document.load().map_err(|e| {
-            StoreError::Corrupt(format!("the current bundle (version {version}) does not load: {e}"))
+            StoreError::Corrupt(format!(
+                "the current bundle (version {version}) does not load: {e}"
+            ))
         })?;
         let current = Arc::new(CurrentLedger { version, bundle });
         *self.ledger.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&current));

@@ -6,12 +6,14 @@
 //! an empty field is no filter. Without any `status` the queue shows open violations; a
 //! submitted filter form (`filtered=1`) without a status shows every status.
 
+use super::blocking;
 use super::error::PageError;
 use super::session::{see_other, Posted, SignedIn};
 use super::view::{link, query, render, Choice, Chrome, Fields, ViolationRow, SEVERITIES};
-use super::blocking;
 use crate::api::AppState;
-use crate::store::{Cursor, PageRequest, Sort, SortKey, SortOrder, ViolationFilter, ViolationStatus};
+use crate::store::{
+    Cursor, PageRequest, Sort, SortKey, SortOrder, ViolationFilter, ViolationStatus,
+};
 use askama::Template;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
@@ -127,8 +129,18 @@ impl QueueQuery {
             ));
         }
         let mut pairs: Vec<(&'static str, String)> = vec![("filtered", "1".to_owned())];
-        pairs.extend(filter.statuses.iter().map(|s| ("status", s.as_str().to_owned())));
-        pairs.extend(filter.severities.iter().map(|s| ("severity", s.as_str().to_owned())));
+        pairs.extend(
+            filter
+                .statuses
+                .iter()
+                .map(|s| ("status", s.as_str().to_owned())),
+        );
+        pairs.extend(
+            filter
+                .severities
+                .iter()
+                .map(|s| ("severity", s.as_str().to_owned())),
+        );
         pairs.extend(filter.kinds.iter().map(|k| ("kind", k.as_str().to_owned())));
         for (name, value) in [
             ("department", &filter.department),
@@ -237,7 +249,8 @@ pub(crate) async fn show(
     .await?;
     let now = Utc::now();
     let caller = &signed_in.caller;
-    let mut departments: BTreeSet<String> = caller.scope().unwrap_or_default().iter().cloned().collect();
+    let mut departments: BTreeSet<String> =
+        caller.scope().unwrap_or_default().iter().cloned().collect();
     let mut labels = BTreeSet::new();
     if let Some(ledger) = &ledger {
         for asset in ledger.bundle.ledger.assets() {
@@ -290,10 +303,13 @@ pub(crate) async fn show(
                 Choice::new(k.as_str(), label, *k == selection.sort.key)
             })
             .collect(),
-        orders: [(SortOrder::Desc, "newest / highest first"), (SortOrder::Asc, "oldest / lowest first")]
-            .iter()
-            .map(|(o, label)| Choice::new(o.as_str(), label, *o == selection.sort.order))
-            .collect(),
+        orders: [
+            (SortOrder::Desc, "newest / highest first"),
+            (SortOrder::Asc, "oldest / lowest first"),
+        ]
+        .iter()
+        .map(|(o, label)| Choice::new(o.as_str(), label, *o == selection.sort.order))
+        .collect(),
         host: filter.host.clone().unwrap_or_default(),
         asset: filter.asset.clone().unwrap_or_default(),
         q: filter.path_contains.clone().unwrap_or_default(),
@@ -386,7 +402,10 @@ pub(crate) async fn acknowledge(
     let skipped = (count - done).to_string();
     let location = format!(
         "/violations?{back}&{}",
-        query([("acknowledged", done_text.as_str()), ("skipped", skipped.as_str())])
+        query([
+            ("acknowledged", done_text.as_str()),
+            ("skipped", skipped.as_str())
+        ])
     );
     Ok(see_other(&location, &[]))
 }

@@ -7,8 +7,8 @@
 //! by the session limits). The sign-in form has no session yet, so it is protected by a
 //! double-submit token: a random value in a short-lived cookie that the form must repeat.
 
-use super::error::PageError;
 use super::blocking;
+use super::error::PageError;
 use super::view::{render, Chrome, Fields};
 use crate::api::AppState;
 use crate::store::{Caller, Store};
@@ -43,7 +43,10 @@ pub(crate) struct SignedIn {
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = PageError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<SignedIn, PageError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<SignedIn, PageError> {
         // After signing in, come back here; a form's target is no page to come back to.
         let next = if parts.method == axum::http::Method::GET {
             parts
@@ -60,8 +63,7 @@ impl FromRequestParts<AppState> for SignedIn {
         let store = state.store();
         let limits = state.dashboard().settings().sessions;
         let lookup = secret.clone();
-        let session =
-            blocking(move || Ok(store.session(&lookup, Utc::now(), limits)?)).await?;
+        let session = blocking(move || Ok(store.session(&lookup, Utc::now(), limits)?)).await?;
         match session {
             Some(session) => Ok(SignedIn {
                 caller: session.caller,
@@ -90,7 +92,9 @@ impl FromRequest<AppState> for Posted {
         let signed_in = SignedIn::from_request_parts(&mut parts, state).await?;
         let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
-            .map_err(|e| PageError::BadRequest(format!("cannot read the form: {}", e.body_text())))?;
+            .map_err(|e| {
+                PageError::BadRequest(format!("cannot read the form: {}", e.body_text()))
+            })?;
         let fields = Fields::from_bytes(&bytes);
         if !same_secret(fields.raw("csrf"), &signed_in.csrf) {
             return Err(PageError::Forbidden(
@@ -228,7 +232,13 @@ fn login_page(
     };
     let mut response = render(&page)?;
     *response.status_mut() = status;
-    let cookie = set_cookie(LOGIN_COOKIE, &nonce, "/login", Some(LOGIN_FORM_SECONDS), secure);
+    let cookie = set_cookie(
+        LOGIN_COOKIE,
+        &nonce,
+        "/login",
+        Some(LOGIN_FORM_SECONDS),
+        secure,
+    );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(SET_COOKIE, value);
     }
@@ -307,7 +317,10 @@ mod tests {
     #[test]
     fn cookies_are_read_only_when_unambiguous() {
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_static("a=1; infoledger_session=xyz; b=2"));
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; infoledger_session=xyz; b=2"),
+        );
         assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("xyz"));
         assert_eq!(cookie(&headers, LOGIN_COOKIE), None);
         headers.append(COOKIE, HeaderValue::from_static("infoledger_session=other"));

@@ -5,10 +5,10 @@
 //! A violation outside the caller's departments is the same 404 page as one that does not exist,
 //! for reading and for every action.
 
+use super::blocking;
 use super::error::PageError;
 use super::session::{see_other, Posted, SignedIn};
 use super::view::{ago, link, render, segment, when, Chrome};
-use super::blocking;
 use crate::api::AppState;
 use crate::store::{ManagerAction, StoreError, ViolationDetail, ViolationStatus};
 use askama::Template;
@@ -271,9 +271,10 @@ pub(crate) async fn act(
                 match store.act(&target, &caller.name, &action, Utc::now(), caller.scope()) {
                     Ok(_) => Ok(Ok(())),
                     Err(StoreError::ViolationNotFound(_)) => Err(PageError::NotFound),
-                    Err(e @ (StoreError::InvalidTransition { .. } | StoreError::InvalidInput { .. })) => {
-                        Ok(Err(PageError::from(e)))
-                    }
+                    Err(
+                        e
+                        @ (StoreError::InvalidTransition { .. } | StoreError::InvalidInput { .. }),
+                    ) => Ok(Err(PageError::from(e))),
                     Err(other) => Err(PageError::from(other)),
                 }
             })
@@ -306,13 +307,19 @@ mod tests {
     #[test]
     fn an_exception_date_covers_the_whole_day() {
         let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        assert_eq!(parse_until("2026-06-30").unwrap(), at("2026-07-01T00:00:00Z"));
+        assert_eq!(
+            parse_until("2026-06-30").unwrap(),
+            at("2026-07-01T00:00:00Z")
+        );
         assert_eq!(
             parse_until("2026-06-30T17:00:00+02:00").unwrap(),
             at("2026-06-30T15:00:00Z")
         );
         for bad in ["", "tomorrow", "2026-6-30", "2026-02-30", "30.06.2026"] {
-            assert!(matches!(parse_until(bad), Err(PageError::BadRequest(_))), "{bad}");
+            assert!(
+                matches!(parse_until(bad), Err(PageError::BadRequest(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -34,8 +34,8 @@ pub use model::{
     Page, PageRequest, Sort, SortKey, SortOrder, Violation, ViolationDetail, ViolationFilter,
     ViolationStatus,
 };
-pub use stats::{DepartmentRemediation, SeverityCounts};
 pub use sessions::{NewSession, Session, SessionLimits};
+pub use stats::{DepartmentRemediation, SeverityCounts};
 pub use tokens::{ApiToken, Caller, IssuedToken, NewApiToken, Role};
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -568,8 +568,18 @@ mod tests {
     #[test]
     fn the_trend_counts_what_was_unresolved_at_the_end_of_each_day() {
         let mut s = Seeded::new();
-        s.open("2026-02-20T10:00:00Z", "/old-medium", Severity::Medium, "HR");
-        s.open("2026-02-20T11:00:00Z", "/old-critical", Severity::Critical, "HR");
+        s.open(
+            "2026-02-20T10:00:00Z",
+            "/old-medium",
+            Severity::Medium,
+            "HR",
+        );
+        s.open(
+            "2026-02-20T11:00:00Z",
+            "/old-critical",
+            Severity::Critical,
+            "HR",
+        );
         s.open("2026-03-01T09:00:00Z", "/a", Severity::High, "HR");
         s.open("2026-03-01T10:00:00Z", "/b", Severity::Low, "IT");
         s.resolve("2026-03-02T08:00:00Z", "/a");
@@ -581,10 +591,7 @@ mod tests {
         let days: Vec<String> = points.iter().map(|p| p.day.to_string()).collect();
         assert_eq!(days, ["2026-03-01", "2026-03-02", "2026-03-03"]);
         let values: Vec<[u64; 5]> = points.iter().map(counts).collect();
-        assert_eq!(
-            values,
-            [[1, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 0]]
-        );
+        assert_eq!(values, [[1, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 0]]);
         let scoped = s
             .store
             .unresolved_trend(first, now, Some(&["IT".to_owned()]))
@@ -609,8 +616,14 @@ mod tests {
 
         let (total, newest) = s.store.escalated(10, None).unwrap();
         assert_eq!(total, 1);
-        assert_eq!(newest.iter().map(|v| v.path.as_str()).collect::<Vec<_>>(), ["/hr2"]);
-        assert_eq!(s.store.escalated(10, Some(&["IT".to_owned()])).unwrap().0, 0);
+        assert_eq!(
+            newest.iter().map(|v| v.path.as_str()).collect::<Vec<_>>(),
+            ["/hr2"]
+        );
+        assert_eq!(
+            s.store.escalated(10, Some(&["IT".to_owned()])).unwrap().0,
+            0
+        );
         let by_department = s.store.escalated_by_department(None).unwrap();
         assert_eq!(by_department.get(&Some("HR".to_owned())), Some(&1));
 
@@ -633,7 +646,9 @@ mod tests {
             .store
             .monthly_remediation(now - TimeDelta::days(365), &slas, None)
             .unwrap();
-        let rows: Vec<(Option<&str>, &str, u64, u64, u64, u64)> = months
+        // Department, month, opened, resolved, resolved with an SLA, within it.
+        type Row<'a> = (Option<&'a str>, &'a str, u64, u64, u64, u64);
+        let rows: Vec<Row<'_>> = months
             .iter()
             .map(|m| {
                 (
@@ -674,7 +689,9 @@ mod tests {
         let footprints = s.store.footprints().unwrap();
         assert_eq!(footprints.len(), 1);
         assert_eq!(footprints[0].assets.get("HR-ASSET"), Some(&3));
-        s.store.revoke_agent("a1", at("2026-03-02T00:00:00Z")).unwrap();
+        s.store
+            .revoke_agent("a1", at("2026-03-02T00:00:00Z"))
+            .unwrap();
         assert!(s.store.footprints().unwrap().is_empty());
         assert_eq!(s.store.audit_head_id().unwrap(), Some(1));
     }
@@ -688,28 +705,47 @@ mod tests {
         let expected = [
             ("unresolved_now", "COVERING INDEX violations_by_status"),
             ("opened_per_day", "COVERING INDEX violations_opened_trend"),
-            ("resolved_per_day", "COVERING INDEX violations_resolved_trend"),
+            (
+                "resolved_per_day",
+                "COVERING INDEX violations_resolved_trend",
+            ),
             ("escalated_count", "COVERING INDEX violations_escalated"),
             ("escalated_newest", "INDEX violations_escalated"),
-            ("escalated_by_department", "COVERING INDEX violations_escalated"),
-            ("unresolved_by_asset", "COVERING INDEX violations_unresolved_by_asset"),
+            (
+                "escalated_by_department",
+                "COVERING INDEX violations_escalated",
+            ),
+            (
+                "unresolved_by_asset",
+                "COVERING INDEX violations_unresolved_by_asset",
+            ),
             ("opened_per_month", "COVERING INDEX violations_opened_trend"),
-            ("resolved_per_month", "COVERING INDEX violations_resolved_trend"),
+            (
+                "resolved_per_month",
+                "COVERING INDEX violations_resolved_trend",
+            ),
         ];
         for ((name, sql), (expected_name, index)) in sql::all().into_iter().zip(expected) {
             assert_eq!(name, expected_name);
-            let mut stmt = reader.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let mut stmt = reader
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
             let nulls = vec![Value::Null; stmt.parameter_count()];
             let plan: Vec<String> = stmt
                 .query_map(rusqlite::params_from_iter(nulls), |row| row.get(3))
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
-            let on_violations: Vec<&String> =
-                plan.iter().filter(|line| line.contains("violations")).collect();
+            let on_violations: Vec<&String> = plan
+                .iter()
+                .filter(|line| line.contains("violations"))
+                .collect();
             assert!(!on_violations.is_empty(), "{name}: {plan:?}");
             for line in on_violations {
-                assert!(line.contains(index), "{name} does not use {index}: {plan:?}");
+                assert!(
+                    line.contains(index),
+                    "{name} does not use {index}: {plan:?}"
+                );
             }
         }
     }

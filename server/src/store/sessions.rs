@@ -130,17 +130,20 @@ impl Store {
                  WHERE s.secret_hash = ?1 AND s.last_seen_at > ?2 AND s.created_at > ?3
                    AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?4)",
             )?
-            .query_row((&hash, &idle_cutoff, &lifetime_cutoff, timestamp(now)), |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, String>(6)?,
-                ))
-            })
+            .query_row(
+                (&hash, &idle_cutoff, &lifetime_cutoff, timestamp(now)),
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                        row.get::<_, String>(6)?,
+                    ))
+                },
+            )
             .optional()?;
         let Some((token_id, name, role, departments, csrf, created, seen)) = row else {
             return Ok(None);
@@ -237,8 +240,14 @@ mod tests {
     fn a_session_acts_as_its_token_until_it_idles_out() {
         let (_dir, store, token, token_id) = setup(Role::Manager, &["HR"]);
         let limits = SessionLimits::default();
-        assert_eq!(store.create_session("ilt_nope", now(), limits).unwrap(), None);
-        let new = store.create_session(&token, now(), limits).unwrap().unwrap();
+        assert_eq!(
+            store.create_session("ilt_nope", now(), limits).unwrap(),
+            None
+        );
+        let new = store
+            .create_session(&token, now(), limits)
+            .unwrap()
+            .unwrap();
         assert_eq!(new.caller.token_id, token_id);
         assert_ne!(new.secret, new.csrf);
 
@@ -263,7 +272,10 @@ mod tests {
             idle: TimeDelta::hours(1),
             lifetime: TimeDelta::hours(2),
         };
-        let new = store.create_session(&token, now(), limits).unwrap().unwrap();
+        let new = store
+            .create_session(&token, now(), limits)
+            .unwrap()
+            .unwrap();
         for minutes in [50, 100] {
             let at = now() + TimeDelta::minutes(minutes);
             assert!(store.session(&new.secret, at, limits).unwrap().is_some());
@@ -271,12 +283,18 @@ mod tests {
         let at = now() + TimeDelta::minutes(121);
         assert_eq!(store.session(&new.secret, at, limits).unwrap(), None);
 
-        let second = store.create_session(&token, now(), limits).unwrap().unwrap();
+        let second = store
+            .create_session(&token, now(), limits)
+            .unwrap()
+            .unwrap();
         store.revoke_api_token(&token_id, "cli", now()).unwrap();
         assert_eq!(store.session(&second.secret, now(), limits).unwrap(), None);
 
         let (_dir, store, token, _) = setup(Role::Viewer, &[]);
-        let third = store.create_session(&token, now(), limits).unwrap().unwrap();
+        let third = store
+            .create_session(&token, now(), limits)
+            .unwrap()
+            .unwrap();
         assert!(store.end_session(&third.secret, now()).unwrap());
         assert!(!store.end_session(&third.secret, now()).unwrap());
         assert_eq!(store.session(&third.secret, now(), limits).unwrap(), None);
@@ -296,9 +314,15 @@ mod tests {
     fn signing_in_purges_expired_sessions() {
         let (_dir, store, token, _) = setup(Role::Admin, &[]);
         let limits = SessionLimits::default();
-        store.create_session(&token, now(), limits).unwrap().unwrap();
+        store
+            .create_session(&token, now(), limits)
+            .unwrap()
+            .unwrap();
         let later = now() + TimeDelta::days(1);
-        store.create_session(&token, later, limits).unwrap().unwrap();
+        store
+            .create_session(&token, later, limits)
+            .unwrap()
+            .unwrap();
         let count: i64 = store
             .reader()
             .query_row("SELECT count(*) FROM dashboard_sessions", [], |r| r.get(0))
