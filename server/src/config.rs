@@ -892,6 +892,46 @@ mod tests {
     }
 
     #[test]
+    fn dashboard_settings_are_read_and_checked() {
+        use crate::dashboard::{CookieSecurity, DashboardSettings};
+        assert_eq!(parse(GOOD).unwrap().dashboard, DashboardSettings::default());
+        let config = parse(&format!(
+            "{GOOD}[dashboard]\nsession_idle = \"30m\"\nsession_lifetime = \"1d\"\n\
+             secure_cookie = \"always\"\nmaturity_target = 65\n"
+        ))
+        .unwrap();
+        let d = config.dashboard;
+        assert_eq!(d.sessions.idle, TimeDelta::minutes(30));
+        assert_eq!(d.sessions.lifetime, TimeDelta::days(1));
+        assert_eq!(
+            (d.secure_cookie, d.maturity_target),
+            (CookieSecurity::Always, 65)
+        );
+        for (extra, at, message) in [
+            (
+                "secure_cookie = \"yes\"\n",
+                ":4:17:",
+                "expected auto, always or never",
+            ),
+            ("maturity_target = 101\n", ":4:19:", "between 0 and 100"),
+            (
+                "session_idle = \"8d\"\n",
+                ":4:16:",
+                "`dashboard.session_lifetime` (7 d) must not be shorter than `session_idle` (8 d)",
+            ),
+            ("session_idle = \"soon\"\n", ":4:16:", "invalid duration"),
+        ] {
+            let err = parse(&format!("{GOOD}[dashboard]\n{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(at) && err.contains(message),
+                "{extra:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn missing_and_empty_paths_are_refused() {
         let err = parse("server_key_file = \"k\"\n").unwrap_err().to_string();
         assert!(err.contains("missing field `database`"), "{err}");
