@@ -243,3 +243,24 @@ where
 {
     tokio::task::spawn_blocking(work).await?
 }
+
+#[cfg(test)]
+mod tests {
+    /// Escaping is the templates' default; a `safe` filter would switch it off for a value, and
+    /// every value shown comes from agents, the ledger or people.
+    #[test]
+    fn no_template_switches_escaping_off() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            for off in ["|safe", "(\"none\")"] {
+                assert!(!compact.contains(off), "{}: {off}", path.display());
+            }
+            checked += 1;
+        }
+        assert!(checked >= 10, "{checked} templates");
+    }
+}
