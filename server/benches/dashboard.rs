@@ -4,7 +4,11 @@
 //! ```sh
 //! cargo bench -p infoledger-server --bench dashboard                # 1,000,000 violations
 //! cargo bench -p infoledger-server --bench dashboard -- --violations 200000 --runs 7
+//! cargo bench -p infoledger-server --bench dashboard -- --dir /dev/shm/infoledger-bench
 //! ```
+//!
+//! A million violations take about 1 GB of database (`--dir` puts it elsewhere than
+//! `target/bench-dashboard/`).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) it uses 2,000 violations and one run,
 //! as a smoke test of the bench itself: every page must answer.
@@ -156,6 +160,11 @@ fn generate(path: &Path, count: u64, now: DateTime<Utc>) -> Store {
         "scan",
     ];
     for i in 0..count {
+        // Commit in steps, so the write-ahead log is checkpointed instead of growing to the
+        // size of the whole database.
+        if i > 0 && i % 50_000 == 0 {
+            conn.execute_batch("COMMIT; BEGIN;").unwrap();
+        }
         let agent = rng.next(AGENTS);
         let d = rng.next(DEPARTMENTS);
         let unregistered = rng.next(20) == 0;
@@ -228,16 +237,17 @@ fn main() -> ExitCode {
     // `cargo bench` passes `--bench`; without it the binary runs as a quick smoke test.
     let measuring = std::env::args().any(|a| a == "--bench");
     let (mut count, mut runs): (u64, usize) = if measuring { (1_000_000, 5) } else { (2000, 1) };
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-dashboard");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--violations" => count = args.next().and_then(|v| v.parse().ok()).unwrap_or(count),
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
+            "--dir" => dir = args.next().map(PathBuf::from).unwrap_or(dir),
             // `--bench`, and whatever libtest flags `cargo test` passes: nothing to do.
             _ => {}
         }
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-dashboard");
     std::fs::create_dir_all(&dir).unwrap();
     let now = Utc::now();
     let store = Arc::new(generate(
