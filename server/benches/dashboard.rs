@@ -250,11 +250,14 @@ fn main() -> ExitCode {
     }
     std::fs::create_dir_all(&dir).unwrap();
     let now = Utc::now();
-    let store = Arc::new(generate(
-        &dir.join(format!("collector-{count}.db")),
-        count,
-        now,
-    ));
+    let db = dir.join(format!("collector-{count}.db"));
+    if !measuring {
+        // The smoke test's small store is made anew, so it always has the current schema.
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+    }
+    let store = Arc::new(generate(&db, count, now));
     let state = AppState::new(
         Arc::clone(&store),
         ServerKey::from_bytes(&[3; 32]).unwrap(),
@@ -283,7 +286,7 @@ fn main() -> ExitCode {
     };
     let admin = session(Role::Admin, &[]);
     let manager = session(Role::Manager, &[department(3)]);
-    let sample: String = rusqlite::Connection::open(dir.join(format!("collector-{count}.db")))
+    let sample: String = rusqlite::Connection::open(&db)
         .unwrap()
         .query_row(
             "SELECT id FROM violations WHERE department = ?1 LIMIT 1",

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 /// Escalated violations listed.
 const ESCALATED_SHOWN: u32 = 10;
 /// Assets listed.
-const ASSETS_SHOWN: u32 = 10;
+const ASSETS_SHOWN: usize = 10;
 
 /// One heatmap cell.
 #[derive(Debug, Clone)]
@@ -185,11 +185,19 @@ pub(crate) async fn show(
             .date_naive()
             .checked_sub_days(Days::new(days - 1))
             .unwrap_or(now.date_naive());
-        let cells = store.heatmap(scope)?;
-        let points = store.unresolved_trend(first, now, scope)?;
-        let (escalated_total, escalated) = store.escalated(ESCALATED_SHOWN, scope)?;
-        let assets = store.unresolved_by_asset(Some(ASSETS_SHOWN), scope)?;
-        Ok((cells, points, escalated_total, escalated, assets, now))
+        // One pass over the unresolved violations gives the heatmap, the trend's last point,
+        // the assets and the overdue count.
+        let unresolved = store.unresolved(scope)?;
+        let points = store.unresolved_trend(first, now, unresolved.by_severity(), scope)?;
+        let escalated = store.escalated(ESCALATED_SHOWN, scope)?;
+        Ok((
+            unresolved.heatmap(),
+            points,
+            unresolved.overdue(),
+            escalated,
+            unresolved.by_asset(Some(ASSETS_SHOWN)),
+            now,
+        ))
     })
     .await?;
     let (heatmap, column_totals) = heat_rows(&cells, signed_in.caller.scope());

@@ -10,7 +10,6 @@ use super::{blocking, CurrentLedger};
 use crate::api::AppState;
 use crate::store::drift::Drift;
 use crate::store::overview::AgentFootprint;
-use crate::store::{PageRequest, ViolationFilter, ViolationStatus};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -120,7 +119,8 @@ async fn rows(
         };
         let footprints = store.footprints()?;
         let open: BTreeMap<String, u64> = store
-            .unresolved_by_asset(None, scope.as_deref())?
+            .unresolved(scope.as_deref())?
+            .by_asset(None)
             .into_iter()
             .map(|a| (a.asset, a.unresolved))
             .collect();
@@ -289,12 +289,9 @@ pub(crate) async fn asset(
             .filter(|a| in_scope(scope.as_deref(), &a.department))
             .ok_or(PageError::NotFound)?;
         let footprints = store.footprints()?;
-        let open: BTreeMap<String, u64> = store
-            .unresolved_by_asset(None, scope.as_deref())?
-            .into_iter()
-            .filter(|a| a.asset == asset.id)
-            .map(|a| (a.asset, a.unresolved))
-            .collect();
+        let (open_count, newest) =
+            store.asset_violations(&asset.id, VIOLATIONS_SHOWN, scope.as_deref())?;
+        let open = BTreeMap::from([(asset.id.clone(), open_count)]);
         let now = Utc::now();
         let row = row(&ledger, asset, &footprints, &open, now.date_naive());
         let footprint = footprint_of(&footprints, &asset.id)
@@ -307,18 +304,7 @@ pub(crate) async fn asset(
                 allowed: asset.allows_host(&f.host),
             })
             .collect();
-        let filter = ViolationFilter {
-            statuses: vec![ViolationStatus::Open, ViolationStatus::Acknowledged],
-            asset: Some(asset.id.clone()),
-            ..ViolationFilter::default()
-        };
-        let violations = store
-            .list_violations(
-                &filter,
-                &PageRequest::first(VIOLATIONS_SHOWN),
-                scope.as_deref(),
-            )?
-            .violations
+        let violations = newest
             .iter()
             .map(|v| ViolationRow::new(v, now, may_act))
             .collect();

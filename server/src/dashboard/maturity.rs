@@ -122,7 +122,7 @@ async fn rows(
         let scope = scope.as_deref();
         let remediation =
             store.remediation(now - TimeDelta::days(WINDOW_DAYS), now, &slas, scope)?;
-        let overdue = store.escalated_by_department(scope)?;
+        let overdue = store.unresolved(scope)?.overdue_by_department();
         let monthly = store.monthly_remediation(since_month, &slas, scope)?;
         Ok((remediation, overdue, monthly))
     })

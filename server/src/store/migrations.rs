@@ -203,9 +203,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX drift_by_department ON drift (department, status);
     "#,
-    // 6: dashboard sign-in sessions, and covering indexes for the dashboard's aggregates (trend,
-    // remediation by month, escalated violations, open violations per asset), so that none of
-    // them reads table rows for more than the rows it shows.
+    // 6: dashboard sign-in sessions, covering indexes for the dashboard's aggregates (trend,
+    // remediation by month, unresolved violations by asset, department, severity and status,
+    // escalations), so that none of them reads table rows, and the review queue's two orders
+    // within one status, so that its first page reads its rows in order instead of sorting every
+    // violation of that status.
     r#"
     -- A signed-in browser: the cookie holds a random secret, the row only its hash. The session
     -- acts as its API token, which must still be valid on every request.
@@ -219,18 +221,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX dashboard_sessions_by_last_seen ON dashboard_sessions (last_seen_at);
     CREATE INDEX dashboard_sessions_by_token ON dashboard_sessions (token_id);
 
-    -- Violations opened, and resolved, per day or month, severity and department.
+    -- Violations opened, and resolved, per day or month, severity and department. `status` is a
+    -- column of the second although resolved_at implies it: SQLite reads only an index's columns,
+    -- not its condition, when it decides whether the index covers a query.
     CREATE INDEX violations_opened_trend ON violations (opened_at, department, severity);
-    CREATE INDEX violations_resolved_trend ON violations (resolved_at, department, severity, opened_at)
+    CREATE INDEX violations_resolved_trend
+        ON violations (resolved_at, department, severity, opened_at, status)
         WHERE resolved_at IS NOT NULL;
-    -- Unresolved violations that outlived their SLA, newest escalation first. `status` is a
-    -- column too, although the condition fixes it: SQLite reads only an index's columns, not its
-    -- condition, when it decides whether the index covers a query.
+    -- Unresolved violations by asset, department, severity and status, and which of them
+    -- outlived their SLA: one pass gives the heatmap, the counts per asset and the overdue ones.
+    CREATE INDEX violations_unresolved
+        ON violations (asset, department, severity, status, escalated_at, opened_at)
+        WHERE status IN ('open', 'acknowledged', 'excepted');
+    -- Unresolved violations that outlived their SLA, newest escalation first.
     CREATE INDEX violations_escalated ON violations (escalated_at, opened_at, department, status)
         WHERE escalated_at IS NOT NULL AND status IN ('open', 'acknowledged');
-    -- Unresolved violations per asset.
-    CREATE INDEX violations_unresolved_by_asset ON violations (asset, department, status)
-        WHERE status IN ('open', 'acknowledged');
+    -- The review queue within one status, newest first and by severity (the rank expression of
+    -- `query::SEVERITY_RANK`, as in migration 4).
+    CREATE INDEX violations_by_status_opened ON violations (status, opened_at, id);
+    CREATE INDEX violations_by_status_severity ON violations (
+        status,
+        (CASE severity WHEN 'info' THEN 0 WHEN 'low' THEN 1 WHEN 'medium' THEN 2
+                       WHEN 'high' THEN 3 WHEN 'critical' THEN 4 END),
+        opened_at, id);
     "#,
 ];
 

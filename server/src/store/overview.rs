@@ -1,6 +1,6 @@
-//! Aggregates for the dashboard: the trend of unresolved violations per day, escalated
-//! violations, unresolved violations per asset, remediation month by month, and the fleet's
-//! latest footprints.
+//! Aggregates for the dashboard: unresolved violations by asset, department, severity and status
+//! (with the overdue ones), the trend of unresolved violations per day, escalated violations,
+//! remediation month by month, and the fleet's latest footprints.
 //!
 //! Every query is a grouped count over an index that covers it (migration 6), within the caller's
 //! departments (applied in the SQL, as in `query`), so the collector holds one row per group,
@@ -10,7 +10,7 @@
 //! unresolved from its `opened_at` until its `resolved_at`. A violation that the agent saw again
 //! after a fix starts a new open period, and its earlier period no longer shows in the trend.
 
-use super::model::Violation;
+use super::model::{HeatmapCell, Violation, ViolationStatus};
 use super::query::read_violation;
 use super::stats::SeverityCounts;
 use super::{parse_timestamp, timestamp, Store, StoreError};
@@ -40,6 +40,111 @@ pub struct AssetCount {
     pub department: Option<String>,
     /// `open` or `acknowledged` violations.
     pub unresolved: u64,
+}
+
+/// Unresolved violations of one asset, department, severity and status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnresolvedGroup {
+    /// The asset (`None`: files no asset covers).
+    pub asset: Option<String>,
+    /// The department.
+    pub department: Option<String>,
+    /// The severity.
+    pub severity: Severity,
+    /// `open`, `acknowledged` or `excepted`.
+    pub status: ViolationStatus,
+    /// Whether these outlived their SLA in the current open period (escalated; never excepted
+    /// ones).
+    pub overdue: bool,
+    /// How many.
+    pub count: u64,
+}
+
+/// Every unresolved violation within a scope, grouped: what the heatmap, the counts per asset
+/// and the overdue counts are computed from, read in one pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Unresolved {
+    /// The groups, in no particular order.
+    pub groups: Vec<UnresolvedGroup>,
+}
+
+impl Unresolved {
+    /// Groups of open or acknowledged violations (excepted ones were accepted for now).
+    fn active(&self) -> impl Iterator<Item = &UnresolvedGroup> {
+        self.groups.iter().filter(|g| {
+            matches!(
+                g.status,
+                ViolationStatus::Open | ViolationStatus::Acknowledged
+            )
+        })
+    }
+
+    /// Open and acknowledged violations by department and severity, as [`Store::heatmap`]
+    /// answers them: by department (none first), then severity lowest first.
+    pub fn heatmap(&self) -> Vec<HeatmapCell> {
+        let mut cells: BTreeMap<(Option<String>, Severity), u64> = BTreeMap::new();
+        for g in self.active() {
+            *cells.entry((g.department.clone(), g.severity)).or_default() += g.count;
+        }
+        cells
+            .into_iter()
+            .map(|((department, severity), count)| HeatmapCell {
+                department,
+                severity,
+                count,
+            })
+            .collect()
+    }
+
+    /// Every unresolved violation (excepted ones too) by severity: the trend's last point.
+    pub fn by_severity(&self) -> SeverityCounts {
+        let mut counts = SeverityCounts::default();
+        for g in &self.groups {
+            add(
+                &mut counts,
+                g.severity,
+                i64::try_from(g.count).unwrap_or(i64::MAX),
+            );
+        }
+        counts
+    }
+
+    /// Open and acknowledged violations per asset, most first (ties by asset id), at most
+    /// `limit` assets (`None`: all).
+    pub fn by_asset(&self, limit: Option<usize>) -> Vec<AssetCount> {
+        let mut assets: BTreeMap<&str, AssetCount> = BTreeMap::new();
+        for g in self.active() {
+            let Some(asset) = &g.asset else { continue };
+            let entry = assets.entry(asset).or_insert_with(|| AssetCount {
+                asset: asset.clone(),
+                department: g.department.clone(),
+                unresolved: 0,
+            });
+            entry.unresolved += g.count;
+        }
+        let mut list: Vec<AssetCount> = assets.into_values().collect();
+        list.sort_by(|a, b| b.unresolved.cmp(&a.unresolved).then(a.asset.cmp(&b.asset)));
+        list.truncate(limit.unwrap_or(usize::MAX));
+        list
+    }
+
+    /// Overdue (escalated) open and acknowledged violations per department.
+    pub fn overdue_by_department(&self) -> BTreeMap<Option<String>, u64> {
+        let mut counts = BTreeMap::new();
+        for g in self.groups.iter().filter(|g| g.overdue) {
+            *counts.entry(g.department.clone()).or_default() += g.count;
+        }
+        counts
+    }
+
+    /// Overdue (escalated) open and acknowledged violations.
+    pub fn overdue(&self) -> u64 {
+        self.groups
+            .iter()
+            .filter(|g| g.overdue)
+            .map(|g| g.count)
+            .sum()
+    }
 }
 
 /// One department's remediation in one month.
@@ -115,13 +220,17 @@ mod sql {
     /// than `opened_at` belongs to an earlier period); the escalation index's condition.
     const ESCALATED: &str = "status IN ('open', 'acknowledged') AND escalated_at IS NOT NULL
          AND escalated_at >= opened_at";
+    /// The current open period outlived its SLA.
+    const OVERDUE: &str = "(escalated_at IS NOT NULL AND escalated_at >= opened_at)";
 
     /// ?1 scope.
-    pub(super) fn unresolved_now() -> String {
+    pub(super) fn unresolved() -> String {
         format!(
-            "SELECT severity, count(*) FROM violations INDEXED BY violations_by_status
+            "SELECT asset, department, severity, status,
+                    status IN ('open', 'acknowledged') AND {OVERDUE}, count(*)
+             FROM violations INDEXED BY violations_unresolved
              WHERE status IN ('open', 'acknowledged', 'excepted') AND {}
-             GROUP BY severity",
+             GROUP BY 1, 2, 3, 4, 5",
             in_scope(1)
         )
     }
@@ -141,14 +250,6 @@ mod sql {
         )
     }
 
-    /// ?1 scope.
-    pub(super) fn escalated_count() -> String {
-        format!(
-            "SELECT count(*) FROM violations INDEXED BY violations_escalated WHERE {ESCALATED} AND {}",
-            in_scope(1)
-        )
-    }
-
     /// ?1 scope, ?2 limit.
     pub(super) fn escalated_newest() -> String {
         format!(
@@ -158,24 +259,24 @@ mod sql {
         )
     }
 
-    /// ?1 scope.
-    pub(super) fn escalated_by_department() -> String {
+    /// ?1 asset, ?2 scope.
+    pub(super) fn asset_unresolved_count() -> String {
         format!(
-            "SELECT department, count(*) FROM violations INDEXED BY violations_escalated
-             WHERE {ESCALATED} AND {}
-             GROUP BY department",
-            in_scope(1)
+            "SELECT count(*) FROM violations INDEXED BY violations_unresolved
+             WHERE status IN ('open', 'acknowledged', 'excepted')
+               AND status IN ('open', 'acknowledged') AND asset = ?1 AND {}",
+            in_scope(2)
         )
     }
 
-    /// ?1 scope, ?2 limit (-1: none).
-    pub(super) fn unresolved_by_asset() -> String {
+    /// ?1 asset, ?2 scope, ?3 limit.
+    pub(super) fn asset_unresolved_newest() -> String {
         format!(
-            "SELECT asset, max(department), count(*) AS n
-             FROM violations INDEXED BY violations_unresolved_by_asset
-             WHERE status IN ('open', 'acknowledged') AND asset IS NOT NULL AND {}
-             GROUP BY asset ORDER BY n DESC, asset LIMIT ?2",
-            in_scope(1)
+            "SELECT id FROM violations INDEXED BY violations_unresolved
+             WHERE status IN ('open', 'acknowledged', 'excepted')
+               AND status IN ('open', 'acknowledged') AND asset = ?1 AND {}
+             ORDER BY opened_at DESC, id DESC LIMIT ?3",
+            in_scope(2)
         )
     }
 
@@ -213,13 +314,12 @@ mod sql {
     #[cfg(test)]
     pub(super) fn all() -> Vec<(&'static str, String)> {
         vec![
-            ("unresolved_now", unresolved_now()),
+            ("unresolved", unresolved()),
             ("opened_per_day", per_day("opened_at")),
             ("resolved_per_day", per_day("resolved_at")),
-            ("escalated_count", escalated_count()),
             ("escalated_newest", escalated_newest()),
-            ("escalated_by_department", escalated_by_department()),
-            ("unresolved_by_asset", unresolved_by_asset()),
+            ("asset_unresolved_count", asset_unresolved_count()),
+            ("asset_unresolved_newest", asset_unresolved_newest()),
             ("opened_per_month", opened_per_month()),
             ("resolved_per_month", resolved_per_month()),
         ]
@@ -227,27 +327,50 @@ mod sql {
 }
 
 impl Store {
+    /// Every unresolved violation (`open`, `acknowledged`, `excepted`) within `departments`,
+    /// grouped by asset, department, severity, status and whether it is overdue.
+    pub fn unresolved(&self, departments: Option<&[String]>) -> Result<Unresolved, StoreError> {
+        let reader = self.reader();
+        let mut stmt = reader.prepare_cached(&sql::unresolved())?;
+        let rows = stmt.query_map([scope(departments)?], |row| {
+            Ok((
+                row.get::<_, Option<String>>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, bool>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })?;
+        let mut groups = Vec::new();
+        for row in rows {
+            let (asset, department, severity_name, status, overdue, n) = row?;
+            groups.push(UnresolvedGroup {
+                asset,
+                department,
+                severity: severity(&severity_name)?,
+                status: status.parse().map_err(StoreError::Corrupt)?,
+                overdue,
+                count: count(n),
+            });
+        }
+        Ok(Unresolved { groups })
+    }
+
     /// Unresolved violations (any status but `resolved`) at the end of each day from `first` to
-    /// the day of `now`, whose point is `now` itself; within `departments`.
+    /// the day of `now`, whose point is `now` itself with the counts `current` (from
+    /// [`Unresolved::by_severity`] of the same scope); within `departments`.
     pub fn unresolved_trend(
         &self,
         first: NaiveDate,
         now: DateTime<Utc>,
+        current: SeverityCounts,
         departments: Option<&[String]>,
     ) -> Result<Vec<TrendPoint>, StoreError> {
         let scope = scope(departments)?;
         let start = timestamp(first.and_hms_opt(0, 0, 0).map_or(now, |t| t.and_utc()));
         let reader = self.reader();
         let tx = reader.unchecked_transaction()?;
-        let mut current = SeverityCounts::default();
-        {
-            let mut stmt = tx.prepare_cached(&sql::unresolved_now())?;
-            let rows = stmt.query_map([&scope], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            for row in rows {
-                let (name, n): (String, i64) = row?;
-                add(&mut current, severity(&name)?, n);
-            }
-        }
         // Per day: violations opened on it (+) and resolved on it (-), from `first` on.
         let mut changes: BTreeMap<NaiveDate, Vec<(Severity, i64)>> = BTreeMap::new();
         for (column, sign) in [("opened_at", 1), ("resolved_at", -1)] {
@@ -297,10 +420,28 @@ impl Store {
         Ok(points)
     }
 
-    /// Unresolved (`open`, `acknowledged`) violations whose current open period outlived its
-    /// SLA, within `departments`: how many, and the `limit` most recently escalated.
+    /// The `limit` most recently escalated unresolved (`open`, `acknowledged`) violations whose
+    /// current open period outlived its SLA, within `departments`.
     pub fn escalated(
         &self,
+        limit: u32,
+        departments: Option<&[String]>,
+    ) -> Result<Vec<Violation>, StoreError> {
+        let scope = scope(departments)?;
+        let reader = self.reader();
+        let tx = reader.unchecked_transaction()?;
+        let ids: Vec<String> = tx
+            .prepare_cached(&sql::escalated_newest())?
+            .query_map((&scope, limit), |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        read_all(&tx, ids)
+    }
+
+    /// The open and acknowledged violations of `asset` within `departments`: how many, and the
+    /// `limit` most recently opened.
+    pub fn asset_violations(
+        &self,
+        asset: &str,
         limit: u32,
         departments: Option<&[String]>,
     ) -> Result<(u64, Vec<Violation>), StoreError> {
@@ -308,57 +449,13 @@ impl Store {
         let reader = self.reader();
         let tx = reader.unchecked_transaction()?;
         let total: i64 = tx
-            .prepare_cached(&sql::escalated_count())?
-            .query_row([&scope], |row| row.get(0))?;
+            .prepare_cached(&sql::asset_unresolved_count())?
+            .query_row((asset, &scope), |row| row.get(0))?;
         let ids: Vec<String> = tx
-            .prepare_cached(&sql::escalated_newest())?
-            .query_map((&scope, limit), |row| row.get(0))?
+            .prepare_cached(&sql::asset_unresolved_newest())?
+            .query_map((asset, &scope, limit), |row| row.get(0))?
             .collect::<Result<_, _>>()?;
-        let mut violations = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(violation) = read_violation(&tx, &id)? {
-                violations.push(violation);
-            }
-        }
-        Ok((count(total), violations))
-    }
-
-    /// Unresolved escalated violations per department, within `departments`.
-    pub fn escalated_by_department(
-        &self,
-        departments: Option<&[String]>,
-    ) -> Result<BTreeMap<Option<String>, u64>, StoreError> {
-        let reader = self.reader();
-        let mut stmt = reader.prepare_cached(&sql::escalated_by_department())?;
-        let rows = stmt.query_map([scope(departments)?], |row| {
-            Ok((row.get::<_, Option<String>>(0)?, row.get::<_, i64>(1)?))
-        })?;
-        let mut counts = BTreeMap::new();
-        for row in rows {
-            let (department, n) = row?;
-            counts.insert(department, count(n));
-        }
-        Ok(counts)
-    }
-
-    /// Unresolved (`open`, `acknowledged`) violations per asset within `departments`, most first
-    /// (ties by asset id), at most `limit` assets (`None`: all).
-    pub fn unresolved_by_asset(
-        &self,
-        limit: Option<u32>,
-        departments: Option<&[String]>,
-    ) -> Result<Vec<AssetCount>, StoreError> {
-        let reader = self.reader();
-        let mut stmt = reader.prepare_cached(&sql::unresolved_by_asset())?;
-        let limit = limit.map_or(-1, i64::from);
-        let rows = stmt.query_map((scope(departments)?, limit), |row| {
-            Ok(AssetCount {
-                asset: row.get(0)?,
-                department: row.get(1)?,
-                unresolved: count(row.get(2)?),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok((count(total), read_all(&tx, ids)?))
     }
 
     /// Per department and month from `since` on: violations opened, resolved, and resolved
@@ -465,6 +562,17 @@ impl Store {
             .optional()?;
         Ok(id.map(i64::unsigned_abs))
     }
+}
+
+/// The violations with these ids, in that order, as `conn` sees them.
+fn read_all(conn: &rusqlite::Connection, ids: Vec<String>) -> Result<Vec<Violation>, StoreError> {
+    let mut violations = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(violation) = read_violation(conn, &id)? {
+            violations.push(violation);
+        }
+    }
+    Ok(violations)
 }
 
 fn month_entry(
@@ -587,14 +695,17 @@ mod tests {
         s.open("2026-03-02T12:00:00Z", "/c", Severity::High, "HR");
         let first = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         let now = at("2026-03-03T12:00:00Z");
-        let points = s.store.unresolved_trend(first, now, None).unwrap();
+        let current = s.store.unresolved(None).unwrap().by_severity();
+        let points = s.store.unresolved_trend(first, now, current, None).unwrap();
         let days: Vec<String> = points.iter().map(|p| p.day.to_string()).collect();
         assert_eq!(days, ["2026-03-01", "2026-03-02", "2026-03-03"]);
         let values: Vec<[u64; 5]> = points.iter().map(counts).collect();
         assert_eq!(values, [[1, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 0]]);
+        let it = ["IT".to_owned()];
+        let current = s.store.unresolved(Some(&it)).unwrap().by_severity();
         let scoped = s
             .store
-            .unresolved_trend(first, now, Some(&["IT".to_owned()]))
+            .unresolved_trend(first, now, current, Some(&it))
             .unwrap();
         let values: Vec<[u64; 5]> = scoped.iter().map(counts).collect();
         assert_eq!(values, [[0, 0, 0, 1, 0]; 3]);
@@ -614,33 +725,48 @@ mod tests {
         let slas = Slas::default();
         s.store.escalate(now, &slas).unwrap();
 
-        let (total, newest) = s.store.escalated(10, None).unwrap();
-        assert_eq!(total, 1);
+        let newest = s.store.escalated(10, None).unwrap();
         assert_eq!(
             newest.iter().map(|v| v.path.as_str()).collect::<Vec<_>>(),
             ["/hr2"]
         );
+        assert!(s
+            .store
+            .escalated(10, Some(&["IT".to_owned()]))
+            .unwrap()
+            .is_empty());
+        let unresolved = s.store.unresolved(None).unwrap();
+        assert_eq!(unresolved.overdue(), 1);
         assert_eq!(
-            s.store.escalated(10, Some(&["IT".to_owned()])).unwrap().0,
-            0
+            unresolved.overdue_by_department(),
+            BTreeMap::from([(Some("HR".to_owned()), 1)])
         );
-        let by_department = s.store.escalated_by_department(None).unwrap();
-        assert_eq!(by_department.get(&Some("HR".to_owned())), Some(&1));
-
-        let assets = s.store.unresolved_by_asset(None, None).unwrap();
+        assert_eq!(unresolved.heatmap(), s.store.heatmap(None).unwrap());
+        let by_severity = unresolved.by_severity();
+        assert_eq!((by_severity.high, by_severity.low), (1, 1));
         assert_eq!(
-            assets,
+            unresolved.by_asset(None),
             [AssetCount {
                 asset: "HR-ASSET".into(),
                 department: Some("HR".into()),
                 unresolved: 2
             }]
         );
-        assert!(s
-            .store
-            .unresolved_by_asset(Some(5), Some(&["IT".to_owned()]))
-            .unwrap()
-            .is_empty());
+        let it_only = s.store.unresolved(Some(&["IT".to_owned()])).unwrap();
+        assert!(it_only.groups.is_empty());
+        let (total, newest) = s.store.asset_violations("HR-ASSET", 1, None).unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(
+            newest.iter().map(|v| v.path.as_str()).collect::<Vec<_>>(),
+            ["/hr3"]
+        );
+        assert_eq!(
+            s.store
+                .asset_violations("HR-ASSET", 5, Some(&["IT".to_owned()]))
+                .unwrap()
+                .0,
+            0
+        );
 
         let months = s
             .store
@@ -703,22 +829,18 @@ mod tests {
         let s = Seeded::new();
         let reader = s.store.reader();
         let expected = [
-            ("unresolved_now", "COVERING INDEX violations_by_status"),
+            ("unresolved", "COVERING INDEX violations_unresolved"),
             ("opened_per_day", "COVERING INDEX violations_opened_trend"),
             (
                 "resolved_per_day",
                 "COVERING INDEX violations_resolved_trend",
             ),
-            ("escalated_count", "COVERING INDEX violations_escalated"),
             ("escalated_newest", "INDEX violations_escalated"),
             (
-                "escalated_by_department",
-                "COVERING INDEX violations_escalated",
+                "asset_unresolved_count",
+                "COVERING INDEX violations_unresolved",
             ),
-            (
-                "unresolved_by_asset",
-                "COVERING INDEX violations_unresolved_by_asset",
-            ),
+            ("asset_unresolved_newest", "INDEX violations_unresolved"),
             ("opened_per_month", "COVERING INDEX violations_opened_trend"),
             (
                 "resolved_per_month",
@@ -745,6 +867,46 @@ mod tests {
                 assert!(
                     line.contains(index),
                     "{name} does not use {index}: {plan:?}"
+                );
+            }
+        }
+    }
+
+    /// The review queue's first page within one status reads its index in order: no sort of
+    /// every violation of that status.
+    #[test]
+    fn the_queue_within_one_status_reads_in_order() {
+        use crate::store::model::{PageRequest, Sort, SortKey, SortOrder, ViolationFilter};
+        let s = Seeded::new();
+        let reader = s.store.reader();
+        let filter = ViolationFilter {
+            statuses: vec![ViolationStatus::Open],
+            path_contains: Some("payroll".into()),
+            ..ViolationFilter::default()
+        };
+        for (key, index) in [
+            (SortKey::OpenedAt, "violations_by_status_opened"),
+            (SortKey::Severity, "violations_by_status_severity"),
+        ] {
+            for order in [SortOrder::Desc, SortOrder::Asc] {
+                let page = PageRequest {
+                    after: None,
+                    limit: 50,
+                    sort: Sort { key, order },
+                };
+                let (sql, params) = super::super::query::list_sql(&filter, &page, None).unwrap();
+                let mut stmt = reader
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .unwrap();
+                let plan: Vec<String> = stmt
+                    .query_map(rusqlite::params_from_iter(params), |row| row.get(3))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert!(plan.iter().any(|l| l.contains(index)), "{key:?}: {plan:?}");
+                assert!(
+                    !plan.iter().any(|l| l.contains("TEMP B-TREE")),
+                    "{key:?}: {plan:?}"
                 );
             }
         }
