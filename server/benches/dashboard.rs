@@ -359,6 +359,62 @@ fn main() -> ExitCode {
         }
         println!("{page:<70} {:>10.1} {:>10.1}", row[0], row[1]);
     }
+    // The store calls behind the heaviest pages, unscoped.
+    println!("\n{:<70} {:>10}", "store call (every department)", "ms");
+    let slas = infoledger_server::sla::Slas::default();
+    let year_ago = now - Duration::days(365);
+    let calls: [(&str, Box<dyn Fn()>); 5] = [
+        (
+            "unresolved (heatmap, assets, overdue)",
+            Box::new(|| drop(store.unresolved(None).unwrap())),
+        ),
+        (
+            "heatmap (the API's)",
+            Box::new(|| drop(store.heatmap(None).unwrap())),
+        ),
+        (
+            "remediation over 90 days (the API's)",
+            Box::new(|| {
+                drop(
+                    store
+                        .remediation(now - Duration::days(90), now, &slas, None)
+                        .unwrap(),
+                )
+            }),
+        ),
+        (
+            "monthly remediation over a year",
+            Box::new(|| {
+                drop(
+                    store
+                        .monthly_remediation(year_ago, now, &slas, None)
+                        .unwrap(),
+                )
+            }),
+        ),
+        (
+            "trend over 90 days",
+            Box::new(|| {
+                let first = (now - Duration::days(89)).date_naive();
+                drop(
+                    store
+                        .unresolved_trend(first, now, Default::default(), None)
+                        .unwrap(),
+                )
+            }),
+        ),
+    ];
+    for (name, call) in &calls {
+        let mut times = Vec::new();
+        for run in 0..=runs {
+            let started = Instant::now();
+            call();
+            if run > 0 {
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        println!("{name:<70} {:>10.1}", median(times));
+    }
     if failed {
         ExitCode::FAILURE
     } else {

@@ -123,7 +123,7 @@ async fn rows(
         let remediation =
             store.remediation(now - TimeDelta::days(WINDOW_DAYS), now, &slas, scope)?;
         let overdue = store.unresolved(scope)?.overdue_by_department();
-        let monthly = store.monthly_remediation(since_month, &slas, scope)?;
+        let monthly = store.monthly_remediation(since_month, now, &slas, scope)?;
         Ok((remediation, overdue, monthly))
     })
     .await?;
