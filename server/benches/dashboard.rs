@@ -363,7 +363,8 @@ fn main() -> ExitCode {
     println!("\n{:<70} {:>10}", "store call (every department)", "ms");
     let slas = infoledger_server::sla::Slas::default();
     let year_ago = now - Duration::days(365);
-    let calls: [(&str, Box<dyn Fn()>); 5] = [
+    type Call<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let calls: [Call<'_>; 5] = [
         (
             "unresolved (heatmap, assets, overdue)",
             Box::new(|| drop(store.unresolved(None).unwrap())),

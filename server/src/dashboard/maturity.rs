@@ -2,6 +2,9 @@
 //! the overdue ones, the median time to remediate and the share remediated within the SLA over
 //! the last 90 days, the month-by-month trend over a year, and a score against a target.
 //!
+//! The figures read every violation of the last year, so they are computed for all departments
+//! at once, kept for five minutes and shown to each caller for their own departments only.
+//!
 //! The score (0–100) is the mean of two shares, so a department can reach it by fixing fast and
 //! by keeping its backlog within the service levels:
 //! - *remediated within SLA*: of the violations resolved in the last 90 days whose severity has
@@ -13,15 +16,16 @@ use super::blocking;
 use super::error::PageError;
 use super::ledger::csv_download;
 use super::session::SignedIn;
-use super::view::{human_duration, link, percent, render, Chrome, SEVERITIES};
+use super::view::{human_duration, link, percent, render, when, Chrome, SEVERITIES};
 use crate::api::AppState;
 use crate::store::overview::MonthlyRemediation;
 use crate::store::{DepartmentRemediation, SeverityCounts};
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
-use chrono::{Datelike, Months, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, Utc};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The window of the remediation figures.
 const WINDOW_DAYS: i64 = 90;
@@ -88,6 +92,8 @@ struct MaturityPage {
     severities: Vec<&'static str>,
     target: u8,
     window_days: i64,
+    computed_at: String,
+    fresh_for: String,
     months: Vec<String>,
     rows: Vec<DepartmentRow>,
 }
@@ -105,38 +111,90 @@ fn month_labels(today: NaiveDate) -> (NaiveDate, Vec<String>) {
     (first, labels)
 }
 
-async fn rows(
-    state: &AppState,
-    signed_in: &SignedIn,
-) -> Result<(Vec<String>, Vec<DepartmentRow>), PageError> {
+/// Every department's figures, as computed at one time. They read every violation of the
+/// year, so they are computed for all departments at once and kept for [`FRESH_FOR`]; each
+/// caller sees the rows of their own departments.
+#[derive(Debug)]
+pub(crate) struct Figures {
+    computed_at: DateTime<Utc>,
+    months: Vec<String>,
+    remediation: Vec<DepartmentRemediation>,
+    overdue: BTreeMap<Option<String>, u64>,
+    monthly: Vec<MonthlyRemediation>,
+}
+
+/// How long computed figures are shown before they are computed again.
+const FRESH_FOR: TimeDelta = TimeDelta::minutes(5);
+
+/// The current figures: kept ones while fresh, else computed now.
+async fn figures(state: &AppState) -> Result<Arc<Figures>, PageError> {
+    let now = Utc::now();
+    if let Some(kept) = state.dashboard().maturity_figures() {
+        if now.signed_duration_since(kept.computed_at) < FRESH_FOR {
+            return Ok(kept);
+        }
+    }
     let store = state.store();
     let slas = state.slas().clone();
-    let scope = signed_in.caller.departments.clone();
-    let target = f64::from(state.dashboard().settings().maturity_target);
-    let now = Utc::now();
     let (first_month, months) = month_labels(now.date_naive());
     let since_month = first_month
         .and_hms_opt(0, 0, 0)
         .map_or(now, |t| t.and_utc());
-    let (remediation, overdue, monthly) = blocking(move || {
-        let scope = scope.as_deref();
+    let figures = blocking(move || {
         let remediation =
-            store.remediation(now - TimeDelta::days(WINDOW_DAYS), now, &slas, scope)?;
-        let overdue = store.unresolved(scope)?.overdue_by_department();
-        let monthly = store.monthly_remediation(since_month, now, &slas, scope)?;
-        Ok((remediation, overdue, monthly))
+            store.remediation(now - TimeDelta::days(WINDOW_DAYS), now, &slas, None)?;
+        let overdue = store.unresolved(None)?.overdue_by_department();
+        let monthly = store.monthly_remediation(since_month, now, &slas, None)?;
+        Ok(Figures {
+            computed_at: now,
+            months,
+            remediation,
+            overdue,
+            monthly,
+        })
     })
     .await?;
+    let figures = Arc::new(figures);
+    state
+        .dashboard()
+        .keep_maturity_figures(Arc::clone(&figures));
+    Ok(figures)
+}
+
+async fn rows(
+    state: &AppState,
+    signed_in: &SignedIn,
+) -> Result<(Arc<Figures>, Vec<DepartmentRow>), PageError> {
+    let target = f64::from(state.dashboard().settings().maturity_target);
+    let figures = figures(state).await?;
+    let scope = signed_in.caller.scope();
+    // Scope applies to the rows: another department's figures are never shown.
+    let visible = |department: &Option<String>| match (scope, department) {
+        (None, _) => true,
+        (Some(list), Some(d)) => list.contains(d),
+        (Some(_), None) => false,
+    };
+    let months = &figures.months;
+    let overdue = &figures.overdue;
     let mut by_department: BTreeMap<Option<String>, Option<DepartmentRemediation>> =
         BTreeMap::new();
-    for department in signed_in.caller.scope().unwrap_or_default() {
+    for department in scope.unwrap_or_default() {
         by_department.insert(Some(department.clone()), None);
     }
-    for figures in remediation {
-        by_department.insert(figures.department.clone(), Some(figures));
+    for f in figures
+        .remediation
+        .iter()
+        .filter(|f| visible(&f.department))
+    {
+        by_department.insert(f.department.clone(), Some(f.clone()));
     }
     let mut trend: BTreeMap<(Option<String>, String), MonthlyRemediation> = BTreeMap::new();
-    for m in monthly {
+    for m in figures
+        .monthly
+        .iter()
+        .filter(|m| visible(&m.department))
+        .cloned()
+    {
         by_department.entry(m.department.clone()).or_insert(None);
         trend.insert((m.department.clone(), m.month.clone()), m);
     }
@@ -203,7 +261,7 @@ async fn rows(
             }
         })
         .collect();
-    Ok((months, rows))
+    Ok((Arc::clone(&figures), rows))
 }
 
 /// `GET /maturity`.
@@ -211,13 +269,15 @@ pub(crate) async fn show(
     signed_in: SignedIn,
     State(state): State<AppState>,
 ) -> Result<Response, PageError> {
-    let (months, rows) = rows(&state, &signed_in).await?;
+    let (figures, rows) = rows(&state, &signed_in).await?;
     render(&MaturityPage {
         chrome: Chrome::new(&signed_in, "maturity"),
         severities: SEVERITIES.iter().map(|s| s.as_str()).collect(),
         target: state.dashboard().settings().maturity_target,
         window_days: WINDOW_DAYS,
-        months,
+        computed_at: when(figures.computed_at),
+        fresh_for: human_duration(FRESH_FOR),
+        months: figures.months.clone(),
         rows,
     })
 }

@@ -95,6 +95,8 @@ pub struct Dashboard {
     // The current bundle, parsed once per version: pages need its assets (names, administrators,
     // deadlines), and parsing compiles every location glob.
     ledger: Mutex<Option<Arc<CurrentLedger>>>,
+    // The maturity page's figures for every department, kept for a few minutes.
+    maturity: Mutex<Option<Arc<maturity::Figures>>>,
 }
 
 /// The current bundle's ledger and policy, parsed.
@@ -112,6 +114,7 @@ impl Dashboard {
         Dashboard {
             settings,
             ledger: Mutex::new(None),
+            maturity: Mutex::new(None),
         }
     }
 
@@ -155,6 +158,19 @@ impl Dashboard {
         let current = Arc::new(CurrentLedger { version, bundle });
         *self.ledger.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&current));
         Ok(Some(current))
+    }
+
+    /// The maturity figures last computed, if any.
+    fn maturity_figures(&self) -> Option<Arc<maturity::Figures>> {
+        self.maturity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Keeps freshly computed maturity figures.
+    fn keep_maturity_figures(&self, figures: Arc<maturity::Figures>) {
+        *self.maturity.lock().unwrap_or_else(PoisonError::into_inner) = Some(figures);
     }
 
     fn cached_ledger(&self) -> Option<Arc<CurrentLedger>> {
