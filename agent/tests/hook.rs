@@ -356,7 +356,10 @@ fn scan_git_staged_reports_the_same_findings_as_json() {
         .arg(f.tree.path("etc"))
         // The fixture tree may itself lie inside a repository (the project's target folder):
         // git must not look above the tree.
-        .env("GIT_CEILING_DIRECTORIES", f.tree.path("etc").parent().unwrap())
+        .env(
+            "GIT_CEILING_DIRECTORIES",
+            f.tree.path("etc").parent().unwrap(),
+        )
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

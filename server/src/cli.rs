@@ -518,7 +518,11 @@ fn run_serve(path: &Path) -> anyhow::Result<u8> {
     };
     let state = AppState::new(Arc::clone(&store), key, api_config)
         .with_slas(config.slas.clone())
-        .with_agent_stale_after(config.agents.stale_after);
+        .with_agent_stale_after(config.agents.stale_after)
+        .with_dashboard(crate::dashboard::DashboardSettings {
+            tls: tls.is_some(),
+            ..config.dashboard.clone()
+        });
     let app = api::router(state);
     // Runs until `serve` returns, after the last request.
     let _expiry = api::manager::ExceptionExpiry::spawn(Arc::clone(&store), EXCEPTION_EXPIRY_PERIOD)

@@ -49,6 +49,16 @@
 //! # An asset whose locations held no file on any reporting agent for this long is drift.
 //! empty_after = "30d"
 //!
+//! [dashboard]
+//! # A dashboard session ends after this long unused, and this long after sign-in in any case.
+//! session_idle = "12h"
+//! session_lifetime = "7d"
+//! # The session cookie's `Secure` flag: "auto" (when the request came over HTTPS, as a TLS
+//! # listener or a proxy's `X-Forwarded-Proto: https` says), "always" or "never".
+//! secure_cookie = "auto"
+//! # The maturity score (0-100) each department is compared against.
+//! maturity_target = 80
+//!
 //! [webhook]                                       # optional: no section, no webhook
 //! url = "https://alerts.example.com/infoledger"
 //! secret_file = "/etc/infoledger/webhook.secret"  # or `secret = "…"` (at least 16 bytes)
@@ -167,6 +177,23 @@ struct RawConfig {
     drift: RawDrift,
     /// The webhook; absent means none.
     webhook: Option<RawWebhook>,
+    /// The web dashboard.
+    #[serde(default)]
+    dashboard: RawDashboard,
+}
+
+/// `[dashboard]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDashboard {
+    /// A session unused this long ends [default: 12h].
+    session_idle: Option<Spanned<String>>,
+    /// A session ends this long after sign-in [default: 7d].
+    session_lifetime: Option<Spanned<String>>,
+    /// `auto`, `always` or `never` [default: auto].
+    secure_cookie: Option<Spanned<String>>,
+    /// The maturity target, 0-100 [default: 80].
+    maturity_target: Option<Spanned<i64>>,
 }
 
 /// `[sla]` as written: a duration (`24h`, `7d`) or `none` per severity.
@@ -264,6 +291,8 @@ pub struct Config {
     pub rules: Rules,
     /// The webhook, if configured.
     pub webhook: Option<Webhook>,
+    /// The web dashboard (`[dashboard]`).
+    pub dashboard: crate::dashboard::DashboardSettings,
 }
 
 /// Checked `[agents]`.
@@ -525,6 +554,7 @@ impl RawConfig {
             .as_ref()
             .map(|w| w.check(&file_path))
             .transpose()?;
+        let dashboard = self.dashboard.check()?;
         Ok(Config {
             path: path.to_path_buf(),
             listen,
@@ -541,7 +571,66 @@ impl RawConfig {
                 drift_empty_after,
             },
             webhook,
+            dashboard,
         })
+    }
+}
+
+impl RawDashboard {
+    fn check(&self) -> Result<crate::dashboard::DashboardSettings, Located> {
+        use crate::dashboard::{CookieSecurity, DashboardSettings};
+        let mut settings = DashboardSettings::default();
+        if let Some(text) = &self.session_idle {
+            settings.sessions.idle = duration("dashboard.session_idle", text)?;
+        }
+        if let Some(text) = &self.session_lifetime {
+            settings.sessions.lifetime = duration("dashboard.session_lifetime", text)?;
+        }
+        if settings.sessions.lifetime < settings.sessions.idle {
+            let span = self
+                .session_lifetime
+                .as_ref()
+                .or(self.session_idle.as_ref())
+                .map_or(0..0, |text| text.span());
+            return Err((
+                span,
+                format!(
+                    "`dashboard.session_lifetime` ({}) must not be shorter than `session_idle` ({})",
+                    crate::dashboard::human_duration(settings.sessions.lifetime),
+                    crate::dashboard::human_duration(settings.sessions.idle)
+                ),
+            ));
+        }
+        if let Some(text) = &self.secure_cookie {
+            settings.secure_cookie = match text.get_ref().as_str() {
+                "auto" => CookieSecurity::Auto,
+                "always" => CookieSecurity::Always,
+                "never" => CookieSecurity::Never,
+                other => {
+                    return Err((
+                        text.span(),
+                        format!(
+                            "invalid `dashboard.secure_cookie` `{other}`: expected auto, always or never"
+                        ),
+                    ))
+                }
+            };
+        }
+        if let Some(target) = &self.maturity_target {
+            settings.maturity_target = u8::try_from(*target.get_ref())
+                .ok()
+                .filter(|t| *t <= 100)
+                .ok_or_else(|| {
+                (
+                    target.span(),
+                    format!(
+                        "`dashboard.maturity_target` is {}, it must be between 0 and 100",
+                        target.get_ref()
+                    ),
+                )
+            })?;
+        }
+        Ok(settings)
     }
 }
 
@@ -879,6 +968,46 @@ mod tests {
             let err = parse(&format!("{GOOD}{extra}")).unwrap_err().to_string();
             assert!(err.starts_with(at), "{extra:?}: {err}");
             assert!(err.contains(message), "{extra:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn dashboard_settings_are_read_and_checked() {
+        use crate::dashboard::{CookieSecurity, DashboardSettings};
+        assert_eq!(parse(GOOD).unwrap().dashboard, DashboardSettings::default());
+        let config = parse(&format!(
+            "{GOOD}[dashboard]\nsession_idle = \"30m\"\nsession_lifetime = \"1d\"\n\
+             secure_cookie = \"always\"\nmaturity_target = 65\n"
+        ))
+        .unwrap();
+        let d = config.dashboard;
+        assert_eq!(d.sessions.idle, TimeDelta::minutes(30));
+        assert_eq!(d.sessions.lifetime, TimeDelta::days(1));
+        assert_eq!(
+            (d.secure_cookie, d.maturity_target),
+            (CookieSecurity::Always, 65)
+        );
+        for (extra, at, message) in [
+            (
+                "secure_cookie = \"yes\"\n",
+                ":4:17:",
+                "expected auto, always or never",
+            ),
+            ("maturity_target = 101\n", ":4:19:", "between 0 and 100"),
+            (
+                "session_idle = \"8d\"\n",
+                ":4:16:",
+                "`dashboard.session_lifetime` (7 d) must not be shorter than `session_idle` (8 d)",
+            ),
+            ("session_idle = \"soon\"\n", ":4:16:", "invalid duration"),
+        ] {
+            let err = parse(&format!("{GOOD}[dashboard]\n{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(at) && err.contains(message),
+                "{extra:?}: {err}"
+            );
         }
     }
 

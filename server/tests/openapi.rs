@@ -18,7 +18,7 @@ fn document() -> Value {
     serde_json::from_str(api::OPENAPI).unwrap()
 }
 
-/// Every `.route("…"` literal under server/src (the router is assembled from those).
+/// Every API `.route("…"` literal under server/src (the router is assembled from those).
 fn routes_in_source() -> BTreeSet<String> {
     fn walk(dir: &Path, found: &mut BTreeSet<String>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -33,7 +33,13 @@ fn routes_in_source() -> BTreeSet<String> {
                     let literal = rest.trim_start();
                     if let Some(body) = literal.strip_prefix('"') {
                         let end = body.find('"').unwrap();
-                        found.insert(body[..end].to_owned());
+                        let route = &body[..end];
+                        // The API and the operational endpoints; the dashboard's HTML pages are
+                        // not part of the API.
+                        if route.starts_with("/api/") || route == "/healthz" || route == "/metrics"
+                        {
+                            found.insert(route.to_owned());
+                        }
                     }
                 }
             }

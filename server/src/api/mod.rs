@@ -66,6 +66,7 @@ impl Default for ApiConfig {
 pub struct AppState {
     inner: Arc<Shared>,
     manager: Arc<ManagerSettings>,
+    dashboard: Arc<crate::dashboard::Dashboard>,
 }
 
 /// Settings of the manager API that come from the configuration file.
@@ -113,7 +114,26 @@ impl AppState {
                 metrics: metrics::HttpMetrics::default(),
             }),
             manager: Arc::new(ManagerSettings::default()),
+            dashboard: Arc::new(crate::dashboard::Dashboard::default()),
         }
+    }
+
+    /// The same state with these dashboard settings (default: [`DashboardSettings::default`]).
+    ///
+    /// [`DashboardSettings::default`]: crate::dashboard::DashboardSettings
+    pub fn with_dashboard(mut self, settings: crate::dashboard::DashboardSettings) -> AppState {
+        self.dashboard = Arc::new(crate::dashboard::Dashboard::new(settings));
+        self
+    }
+
+    /// The dashboard's settings and caches.
+    pub(crate) fn dashboard(&self) -> &crate::dashboard::Dashboard {
+        &self.dashboard
+    }
+
+    /// How long an agent may stay silent before it is listed as stale.
+    pub fn agent_stale_after(&self) -> chrono::TimeDelta {
+        self.manager.agent_stale_after
     }
 
     /// The same state with these service levels (default: [`Slas::default`]).
@@ -133,7 +153,7 @@ impl AppState {
         &self.manager.slas
     }
 
-    fn store(&self) -> Arc<Store> {
+    pub(crate) fn store(&self) -> Arc<Store> {
         Arc::clone(&self.inner.store)
     }
 }
@@ -180,7 +200,8 @@ pub fn router(state: AppState) -> Router {
             get(bundle::get_ledger).put(bundle::put_ledger),
         )
         .route("/api/v1/drift", get(bundle::drift))
-        .fallback(|| async { AppError::NotFound })
+        .merge(crate::dashboard::routes())
+        .fallback(crate::dashboard::fallback)
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(

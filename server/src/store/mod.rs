@@ -30,7 +30,9 @@ mod ingest;
 mod migrations;
 pub mod model;
 pub mod notify;
+pub mod overview;
 mod query;
+pub mod sessions;
 pub mod stats;
 pub mod tokens;
 mod writer;
@@ -42,6 +44,7 @@ pub use model::{
     Page, PageRequest, Sort, SortKey, SortOrder, Violation, ViolationDetail, ViolationFilter,
     ViolationStatus,
 };
+pub use sessions::{NewSession, Session, SessionLimits};
 pub use stats::{DepartmentRemediation, SeverityCounts};
 pub use tokens::{ApiToken, Caller, IssuedToken, NewApiToken, Role};
 pub use writer::IngestCounters;

@@ -228,7 +228,7 @@ impl Store {
 
 /// The statement and parameters of one page of [`Store::list_violations`]; it asks for one row
 /// more than the page holds, which tells whether another page follows.
-fn list_sql(
+pub(super) fn list_sql(
     filter: &ViolationFilter,
     page: &PageRequest,
     departments: Option<&[String]>,

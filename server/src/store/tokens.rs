@@ -138,6 +138,30 @@ const MAX_NAME_CHARS: usize = 100;
 /// The prefix of every API token.
 pub const TOKEN_PREFIX: &str = "ilt_";
 
+/// The caller a stored token row stands for: its role, and its departments as a scope (`None`
+/// for admins and for viewers without departments).
+pub(super) fn caller_from_row(
+    token_id: String,
+    name: String,
+    role: &str,
+    departments: &str,
+) -> Result<Caller, StoreError> {
+    let role: Role = role.parse().map_err(StoreError::Corrupt)?;
+    let departments: Vec<String> = serde_json::from_str(departments)?;
+    let departments = match role {
+        Role::Admin => None,
+        Role::Manager => Some(departments),
+        Role::Viewer if departments.is_empty() => None,
+        Role::Viewer => Some(departments),
+    };
+    Ok(Caller {
+        token_id,
+        name,
+        role,
+        departments,
+    })
+}
+
 impl Store {
     /// Issues an API token and records it in the audit trail as done by `actor`.
     pub fn create_api_token(
@@ -262,20 +286,7 @@ impl Store {
         let Some((token_id, name, role, departments)) = row else {
             return Ok(None);
         };
-        let role: Role = role.parse().map_err(StoreError::Corrupt)?;
-        let departments: Vec<String> = serde_json::from_str(&departments)?;
-        let departments = match role {
-            Role::Admin => None,
-            Role::Manager => Some(departments),
-            Role::Viewer if departments.is_empty() => None,
-            Role::Viewer => Some(departments),
-        };
-        Ok(Some(Caller {
-            token_id,
-            name,
-            role,
-            departments,
-        }))
+        caller_from_row(token_id, name, &role, &departments).map(Some)
     }
 
     /// Every token, newest first.

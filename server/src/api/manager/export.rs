@@ -146,7 +146,7 @@ fn encode_csv(rows: &[Violation], header: bool) -> Result<Bytes, String> {
 }
 
 /// A cell a spreadsheet would take for a formula, made inert with a leading `'`.
-fn neutralise(cell: &str) -> Cow<'_, str> {
+pub(crate) fn neutralise(cell: &str) -> Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         Cow::Owned(format!("'{cell}"))
     } else {
@@ -204,6 +204,29 @@ pub(super) async fn export(
         sort: params.sort()?,
         departments: caller.departments,
     });
+    stream(job, format).await
+}
+
+/// Every violation matching `filter` within `departments`, in `sort` order, as a streamed CSV
+/// download: the dashboard's export links, which authenticate with a session instead of a
+/// bearer token.
+pub(crate) async fn violations_csv(
+    store: Arc<Store>,
+    filter: ViolationFilter,
+    sort: Sort,
+    departments: Option<Vec<String>>,
+) -> Result<Response, AppError> {
+    let job = Arc::new(Job {
+        store,
+        filter,
+        sort,
+        departments,
+    });
+    stream(job, Format::Csv).await
+}
+
+/// The download of `job` in `format`, read page by page as the client takes it.
+async fn stream(job: Arc<Job>, format: Format) -> Result<Response, AppError> {
     let first = Arc::clone(&job).page(None).await?;
     let stream = futures_util::stream::unfold(Step::First(first), move |step| {
         let job = Arc::clone(&job);

@@ -33,6 +33,8 @@ mod params;
 mod stats;
 mod violations;
 
+pub(crate) use export::{neutralise, violations_csv};
+
 use super::{AppError, AppState};
 use crate::store::Store;
 use axum::extract::rejection::PathRejection;
