@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use infoledger_tests::formats::{labeled_pdf, office_document, MipLabel, OfficeKind};
-use infoledger_tests::{chmod, current_user_and_group, set_xattr, ASSET_XATTR, LABEL_XATTR};
+use infoledger_tests::{
+    chmod, current_user_and_group, date_from_today, set_xattr, ASSET_XATTR, LABEL_XATTR,
+};
 
 const EXAMPLE_POLICY: &str = include_str!("../../../policies/examples/policy.toml");
 const EXAMPLE_LEDGER: &str = include_str!("../../../policies/examples/ledger.toml");
@@ -45,6 +47,11 @@ fn demo_ledger(root: &Path) -> String {
             "hosts = [\"build-*\", \"ws-alice\"]",
             "hosts = [\"build-*\", \"ws-*\"]",
         )
+        // Deadlines relative to today, so the demo shows the same kinds whatever the date: the
+        // running projects end in a year or more, the ended one ended months ago.
+        .replace("\"2026-12-31\"", &format!("\"{}\"", date_from_today(365)))
+        .replace("\"2027-06-30\"", &format!("\"{}\"", date_from_today(540)))
+        .replace("\"2026-03-31\"", &format!("\"{}\"", date_from_today(-120)))
 }
 
 fn write(root: &Path, rel: &str, contents: &str, mode: u32) -> Result<PathBuf> {
