@@ -327,7 +327,7 @@ fn run() -> Result<ExitCode> {
     let _collector = collector;
 
     println!(
-        "\ninfoledger demo\n  demo folder:   {tree}\n  collector API: {api}/api/v1/violations  (OpenAPI: {api}/api/v1/openapi.json)\n  admin token:   {admin}\n\n  curl -s -H 'Authorization: Bearer {admin}' '{api}/api/v1/violations?status=open' | python3 -m json.tool\n  curl -s -H 'Authorization: Bearer {admin}' {api}/api/v1/stats/heatmap\n\nNow move the customer export out of Downloads into its project folder:\n  mv {tree}/{MOVE_FROM} {tree}/{MOVE_TO}\nIts `misplaced` violation resolves; as the file is not encrypted, an `unencrypted` one opens\nin its new place. Ctrl-C stops the demo.\n",
+        "\ninfoledger demo\n  demo folder:   {tree}\n  dashboard:     {api}/  (sign in with the admin token)\n  collector API: {api}/api/v1/violations  (OpenAPI: {api}/api/v1/openapi.json)\n  admin token:   {admin}\n\n  curl -s -H 'Authorization: Bearer {admin}' '{api}/api/v1/violations?status=open' | python3 -m json.tool\n  curl -s -H 'Authorization: Bearer {admin}' {api}/api/v1/stats/heatmap\n\nNow move the customer export out of Downloads into its project folder:\n  mv {tree}/{MOVE_FROM} {tree}/{MOVE_TO}\nIts `misplaced` violation resolves; as the file is not encrypted, an `unencrypted` one opens\nin its new place. Ctrl-C stops the demo.\n",
         tree = tree.display()
     );
 
