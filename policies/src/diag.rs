@@ -67,6 +67,21 @@ fn render(diagnostics: &[Diagnostic]) -> String {
     lines.join("\n")
 }
 
+/// Line and column (1-based, the column in characters) of a byte offset into `text`; offsets past
+/// the end clamp, and one inside a character counts as that character. For a single position
+/// (configuration files); [`Reporter`] keeps line starts for many.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
 /// Turns byte offsets of a text into line/column positions and collects diagnostics for it.
 #[derive(Debug)]
 pub(crate) struct Reporter<'a> {

@@ -71,6 +71,7 @@
 use crate::sla::Slas;
 use crate::store::notify::WebhookEvent;
 use chrono::TimeDelta;
+use infoledger_policies::diag::line_column as position;
 use infoledger_policies::Severity;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -780,19 +781,6 @@ pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
-}
-
-/// Line and column (1-based, the column in characters) of a byte offset into `text`.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }
 
 #[cfg(test)]

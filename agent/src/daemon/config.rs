@@ -62,6 +62,7 @@
 //! socket = "/run/infoledger-agent/agent.sock"
 //! ```
 
+use infoledger_policies::diag::line_column as position;
 use std::fs;
 use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
@@ -606,19 +607,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
-}
-
-/// Line and column (1-based, the column in characters) of a byte offset into `text`.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = before.matches('\n').count() + 1;
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }
 
 #[cfg(test)]
